@@ -1,0 +1,1 @@
+//! compaction: under construction.

@@ -1,0 +1,267 @@
+//! Real storage: glommio DMA (O_DIRECT, io_uring) files.
+//!
+//! glommio 0.9 probes io-poll support on the first DMA file it opens; on some virtio disks
+//! the probe misdetects support when that file is new and empty, after which reads fail with
+//! EOPNOTSUPP. [`DmaFs::new`] therefore opens an existing, non-empty marker file in the data
+//! directory with `DmaFile::open` before anything else (see DESIGN.md §2).
+
+use super::{FileSystem, StorageFile, ALIGN};
+use crate::error::{Error, Result};
+use glommio::io::DmaFile;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+const MARKER_NAME: &str = "RINGKV-DATA-DIR";
+
+/// File system handle backed by glommio DMA files.
+#[derive(Clone, Debug)]
+pub struct DmaFs {
+    _marker: Rc<()>,
+}
+
+/// A DMA file plus the path it was opened with.
+pub struct DmaStorageFile {
+    file: DmaFile,
+    path: PathBuf,
+}
+
+impl DmaFs {
+    /// Prepares `data_dir` (created if missing) and primes glommio's io-poll probe with the
+    /// marker file. Must run inside a glommio executor, before any other DMA file is opened.
+    pub async fn new(data_dir: &Path) -> Result<Self> {
+        let dir = data_dir.to_path_buf();
+        let marker = dir.join(MARKER_NAME);
+        let marker_for_pool = marker.clone();
+        blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let len = std::fs::metadata(&marker_for_pool)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if len < ALIGN {
+                let mut content = b"ringkv data directory marker\n".to_vec();
+                content.resize(ALIGN as usize, b'\n');
+                std::fs::write(&marker_for_pool, content)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::io("prepare data dir", data_dir, e))?;
+        let file = DmaFile::open(&marker)
+            .await
+            .map_err(|e| Error::io("open marker", &marker, e.into()))?;
+        let probe = file
+            .read_at(0, ALIGN as usize)
+            .await
+            .map_err(|e| Error::io("read marker", &marker, e.into()))?;
+        if probe.is_empty() {
+            return Err(Error::corruption(
+                &marker,
+                0,
+                "data dir marker file is empty",
+            ));
+        }
+        file.close()
+            .await
+            .map_err(|e| Error::io("close marker", &marker, e.into()))?;
+        Ok(DmaFs {
+            _marker: Rc::new(()),
+        })
+    }
+}
+
+/// Runs a blocking closure on glommio's blocking thread pool, or inline when called outside
+/// an executor (offline tools).
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(f).await
+}
+
+impl StorageFile for DmaStorageFile {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let read = self
+            .file
+            .read_at(offset, len)
+            .await
+            .map_err(|e| Error::io("read", &self.path, e.into()))?;
+        Ok(read.to_vec())
+    }
+
+    async fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset % ALIGN != 0 || data.len() as u64 % ALIGN != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "unaligned DMA write to {:?}: offset {offset}, len {}",
+                self.path,
+                data.len()
+            )));
+        }
+        let mut buf = self.file.alloc_dma_buffer(data.len());
+        buf.as_bytes_mut().copy_from_slice(data);
+        let written = self
+            .file
+            .write_at(buf, offset)
+            .await
+            .map_err(|e| Error::io("write", &self.path, e.into()))?;
+        if written != data.len() {
+            return Err(Error::io(
+                "write",
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    format!("short write: {written} of {} bytes at {offset}", data.len()),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn sync_data(&self) -> Result<()> {
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| Error::io("fdatasync", &self.path, e.into()))
+    }
+
+    async fn truncate(&self, len: u64) -> Result<()> {
+        self.file
+            .truncate(len)
+            .await
+            .map_err(|e| Error::io("truncate", &self.path, e.into()))
+    }
+
+    async fn size(&self) -> Result<u64> {
+        self.file
+            .file_size()
+            .await
+            .map_err(|e| Error::io("stat", &self.path, e.into()))
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn close(self) -> Result<()> {
+        self.file
+            .close()
+            .await
+            .map_err(|e| Error::io("close", &self.path, e.into()))
+    }
+}
+
+impl FileSystem for DmaFs {
+    type File = DmaStorageFile;
+
+    async fn create(&self, path: &Path) -> Result<Self::File> {
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(path)
+            .await
+            .map_err(|e| Error::io("create", path, e.into()))?;
+        Ok(DmaStorageFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn open(&self, path: &Path) -> Result<Self::File> {
+        let file = DmaFile::open(path)
+            .await
+            .map_err(|e| Error::io("open", path, e.into()))?;
+        Ok(DmaStorageFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn open_rw(&self, path: &Path) -> Result<Self::File> {
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(path)
+            .await
+            .map_err(|e| Error::io("open", path, e.into()))?;
+        Ok(DmaStorageFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn remove(&self, path: &Path) -> Result<()> {
+        glommio::io::remove(path)
+            .await
+            .map_err(|e| Error::io("remove", path, e.into()))
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        glommio::io::rename(from, to)
+            .await
+            .map_err(|e| Error::io("rename", from, e.into()))
+    }
+
+    async fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
+        let (f, t) = (from.to_path_buf(), to.to_path_buf());
+        blocking(move || std::fs::hard_link(f, t))
+            .await
+            .map_err(|e| Error::io("hard link", from, e))
+    }
+
+    async fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let d = dir.to_path_buf();
+        blocking(move || -> std::io::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(d)? {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(names)
+        })
+        .await
+        .map_err(|e| Error::io("list", dir, e))
+    }
+
+    async fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        let d = dir.to_path_buf();
+        blocking(move || std::fs::create_dir_all(d))
+            .await
+            .map_err(|e| Error::io("create dir", dir, e))
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> Result<()> {
+        let d = dir.to_path_buf();
+        blocking(move || std::fs::File::open(d)?.sync_all())
+            .await
+            .map_err(|e| Error::io("sync dir", dir, e))
+    }
+
+    async fn exists(&self, path: &Path) -> Result<bool> {
+        let p = path.to_path_buf();
+        blocking(move || p.try_exists())
+            .await
+            .map_err(|e| Error::io("stat", path, e))
+    }
+}
+
+/// Checks that the kernel offers io_uring with the operations ringkv needs, so a start-up
+/// on a kernel without it fails with a clear message instead of deep inside glommio.
+pub fn probe_io_uring() -> std::result::Result<(), String> {
+    let ring = io_uring::IoUring::new(8).map_err(|e| {
+        format!("io_uring is not available ({e}); ringkv needs Linux 5.8+ with io_uring enabled")
+    })?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("io_uring probe failed: {e}"))?;
+    let needed = [
+        (io_uring::opcode::Read::CODE, "READ"),
+        (io_uring::opcode::Write::CODE, "WRITE"),
+        (io_uring::opcode::Fsync::CODE, "FSYNC"),
+    ];
+    for (code, name) in needed {
+        if !probe.is_supported(code) {
+            return Err(format!(
+                "io_uring on this kernel lacks the {name} operation"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! memtable: under construction.

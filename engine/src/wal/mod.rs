@@ -1,1 +1,5 @@
-//! wal: under construction.
+//! Write-ahead log: segments, record format, group commit, replay. (Being written.)
+
+mod durability;
+
+pub use durability::Durability;

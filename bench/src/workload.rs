@@ -1,0 +1,223 @@
+//! Workloads of the load generator: what each one does and which key each operation uses.
+//!
+//! Keys follow db_bench: the key for index `i` is `i` in zero-padded decimal, exactly
+//! `key_size` bytes long. `fillseq` writes indices `0..num` in order; `fillrandom`,
+//! `overwrite` and `readrandom` use `num` pseudo-random indices in `[0, num)`.
+//!
+//! Operation `i` of a workload is a pure function of `(seed, workload position, i)`
+//! (counter-based splitmix64), so every shard computes the same sequence without sharing
+//! state and keeps only the operations whose key routes to it.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+/// One benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Put `num` keys in ascending index order.
+    #[value(name = "fillseq")]
+    FillSeq,
+    /// Put `num` keys at random indices (duplicates overwrite).
+    #[value(name = "fillrandom")]
+    FillRandom,
+    /// Same as fillrandom, meant to run on existing data.
+    #[value(name = "overwrite")]
+    Overwrite,
+    /// Get `num` keys at random indices and count how many are found.
+    #[value(name = "readrandom")]
+    ReadRandom,
+}
+
+impl Workload {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::FillSeq => "fillseq",
+            Workload::FillRandom => "fillrandom",
+            Workload::Overwrite => "overwrite",
+            Workload::ReadRandom => "readrandom",
+        }
+    }
+
+    /// True if the workload writes.
+    pub fn is_write(self) -> bool {
+        !matches!(self, Workload::ReadRandom)
+    }
+}
+
+/// The golden-ratio increment of splitmix64.
+const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The splitmix64 output function: a strong 64-bit mixer (Steele, Lea, Flood 2014).
+pub fn splitmix64_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The `n`-th output (0-based) of a splitmix64 generator seeded with `seed`.
+pub fn splitmix64_nth(seed: u64, n: u64) -> u64 {
+    splitmix64_mix(seed.wrapping_add(n.wrapping_add(1).wrapping_mul(SPLITMIX_GAMMA)))
+}
+
+/// The operation sequence of one workload: maps operation number to key index.
+#[derive(Clone, Copy, Debug)]
+pub struct OpSequence {
+    workload: Workload,
+    num: u64,
+    seed: u64,
+}
+
+impl OpSequence {
+    /// The sequence of the workload at `position` in the run's list, so that two random
+    /// workloads in one run (e.g. fillrandom then overwrite) do not repeat each other.
+    pub fn new(workload: Workload, position: usize, num: u64, seed: u64) -> Self {
+        assert!(num > 0, "num must be at least 1");
+        let seed = splitmix64_nth(seed, position as u64);
+        OpSequence {
+            workload,
+            num,
+            seed,
+        }
+    }
+
+    /// Number of operations in the sequence (over all shards).
+    pub fn len(&self) -> u64 {
+        self.num
+    }
+
+    /// Key index of operation `op` (`op < len()`).
+    pub fn index(&self, op: u64) -> u64 {
+        debug_assert!(op < self.num);
+        match self.workload {
+            Workload::FillSeq => op,
+            // The modulo bias is below num / 2^64: irrelevant for a benchmark.
+            _ => splitmix64_nth(self.seed, op) % self.num,
+        }
+    }
+}
+
+/// Number of decimal digits of `n` (1 for 0).
+pub fn decimal_digits(mut n: u64) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+/// Appends the key of `index`: zero-padded decimal, `key_size` bytes.
+///
+/// # Panics
+/// If `index` needs more than `key_size` digits (the command line rejects such runs).
+pub fn write_key(index: u64, key_size: usize, out: &mut Vec<u8>) {
+    let digits = decimal_digits(index);
+    assert!(
+        digits <= key_size,
+        "index {index} does not fit {key_size} bytes"
+    );
+    let start = out.len();
+    out.resize(start + key_size, b'0');
+    let mut n = index;
+    for slot in out[start..].iter_mut().rev().take(digits) {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// A pool of random bytes that values are sliced from (incompressible, like production
+/// data with compression off).
+pub struct ValuePool {
+    bytes: Vec<u8>,
+    value_size: usize,
+}
+
+/// Size of the random pool values are cut from.
+const VALUE_POOL_BYTES: usize = 1 << 20;
+
+impl ValuePool {
+    /// Builds the pool from `seed`.
+    pub fn new(seed: u64, value_size: usize) -> Self {
+        let len = VALUE_POOL_BYTES + value_size;
+        let mut bytes = Vec::with_capacity(len + 8);
+        let mut n = 0;
+        while bytes.len() < len {
+            bytes.extend_from_slice(&splitmix64_nth(seed, n).to_le_bytes());
+            n += 1;
+        }
+        bytes.truncate(len);
+        ValuePool { bytes, value_size }
+    }
+
+    /// The value written by operation `op`.
+    pub fn value(&self, op: u64) -> &[u8] {
+        let start = (splitmix64_mix(op) % VALUE_POOL_BYTES as u64) as usize;
+        &self.bytes[start..start + self.value_size]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_zero_padded_decimal() {
+        let mut out = Vec::new();
+        write_key(42, 16, &mut out);
+        assert_eq!(out, b"0000000000000042");
+        out.clear();
+        write_key(0, 3, &mut out);
+        assert_eq!(out, b"000");
+        write_key(999, 3, &mut out);
+        assert_eq!(out, b"000999");
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn too_long_index_is_rejected() {
+        write_key(1000, 3, &mut Vec::new());
+    }
+
+    #[test]
+    fn digits() {
+        assert_eq!(decimal_digits(0), 1);
+        assert_eq!(decimal_digits(9), 1);
+        assert_eq!(decimal_digits(10), 2);
+        assert_eq!(decimal_digits(u64::MAX), 20);
+    }
+
+    #[test]
+    fn splitmix64_matches_reference() {
+        // Reference outputs of splitmix64 seeded with 1234567 (from the public C code).
+        assert_eq!(splitmix64_nth(1_234_567, 0), 6_457_827_717_110_365_317);
+        assert_eq!(splitmix64_nth(1_234_567, 1), 3_203_168_211_198_807_973);
+    }
+
+    #[test]
+    fn sequences() {
+        let seq = OpSequence::new(Workload::FillSeq, 0, 10, 7);
+        assert_eq!(
+            (0..10).map(|i| seq.index(i)).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        let a = OpSequence::new(Workload::FillRandom, 0, 1000, 7);
+        let b = OpSequence::new(Workload::Overwrite, 1, 1000, 7);
+        let a_ops: Vec<_> = (0..1000).map(|i| a.index(i)).collect();
+        let b_ops: Vec<_> = (0..1000).map(|i| b.index(i)).collect();
+        assert!(a_ops.iter().all(|&i| i < 1000));
+        assert_ne!(a_ops, b_ops);
+        // Deterministic: the same inputs give the same sequence.
+        let again = OpSequence::new(Workload::FillRandom, 0, 1000, 7);
+        assert!((0..1000).all(|i| again.index(i) == a_ops[i as usize]));
+    }
+
+    #[test]
+    fn values_have_the_right_size() {
+        let pool = ValuePool::new(1, 100);
+        for op in 0..1000 {
+            assert_eq!(pool.value(op).len(), 100);
+        }
+    }
+}

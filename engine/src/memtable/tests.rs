@@ -1,0 +1,133 @@
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeMap as Model;
+
+#[test]
+fn newest_visible_version_wins() {
+    let m = Memtable::new();
+    m.insert(b"k", 1, ValueKind::Put, b"v1");
+    m.insert(b"k", 3, ValueKind::Put, b"v3");
+    m.insert(b"k", 5, ValueKind::Delete, b"");
+    m.insert(b"k0", 4, ValueKind::Put, b"other");
+    assert_eq!(m.get(b"k", 0), None);
+    assert_eq!(m.get(b"k", 2), Some((ValueKind::Put, b"v1".to_vec())));
+    assert_eq!(m.get(b"k", 4), Some((ValueKind::Put, b"v3".to_vec())));
+    assert_eq!(m.get(b"k", 9), Some((ValueKind::Delete, vec![])));
+    assert_eq!(m.get(b"j", 9), None);
+    assert_eq!(m.seq_max(), 5);
+}
+
+#[test]
+fn long_keys_with_equal_prefixes_order_correctly() {
+    let m = Memtable::new();
+    let a = [b'x'; 20];
+    let mut b = a;
+    b[19] = b'y';
+    m.insert(&b, 1, ValueKind::Put, b"b");
+    m.insert(&a, 2, ValueKind::Put, b"a");
+    m.insert(b"xxxxxxxxxxxxxxxx", 3, ValueKind::Put, b"short");
+    let mut out = Vec::new();
+    m.collect_from(None, 10, &mut out);
+    let keys: Vec<_> = out.iter().map(|e| e.user_key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![b"xxxxxxxxxxxxxxxx".to_vec(), a.to_vec(), b.to_vec()]
+    );
+}
+
+#[test]
+fn collect_from_resumes_after_a_position() {
+    let m = Memtable::new();
+    for i in 0..100u32 {
+        m.insert(&i.to_be_bytes(), i as u64 + 1, ValueKind::Put, b"v");
+    }
+    let mut out = Vec::new();
+    m.collect_from(None, 10, &mut out);
+    let last = out.last().unwrap().clone();
+    let mut rest = Vec::new();
+    m.collect_from(Some((&last.user_key, last.seq, true)), 1000, &mut rest);
+    assert_eq!(out.len() + rest.len(), 100);
+    assert_eq!(rest[0].user_key, 10u32.to_be_bytes());
+}
+
+#[test]
+fn accounting_grows_with_data() {
+    let m = Memtable::new();
+    assert!(m.is_empty());
+    m.insert(b"key", 1, ValueKind::Put, &[0u8; 1000]);
+    assert!(m.approximate_bytes() >= 1000 + 3 + ENTRY_OVERHEAD_BYTES);
+}
+
+proptest! {
+    #[test]
+    fn matches_a_btreemap_model(ops in prop::collection::vec((0u8..20, any::<bool>(), 0u8..4), 1..200)) {
+        let m = Memtable::new();
+        let mut model: Model<Vec<u8>, Vec<(SeqNo, Option<Vec<u8>>)>> = Model::new();
+        for (seq, (k, is_put, v)) in ops.iter().enumerate() {
+            let seq = seq as SeqNo + 1;
+            let key = vec![b'k'; *k as usize + 1];
+            let value = vec![*v; *v as usize];
+            if *is_put {
+                m.insert(&key, seq, ValueKind::Put, &value);
+                model.entry(key).or_default().push((seq, Some(value)));
+            } else {
+                m.insert(&key, seq, ValueKind::Delete, b"");
+                model.entry(key).or_default().push((seq, None));
+            }
+        }
+        let top = ops.len() as SeqNo;
+        for snapshot in [0, top / 2, top] {
+            for (key, versions) in &model {
+                let expect = versions.iter().rev().find(|(s, _)| *s <= snapshot);
+                let got = m.get(key, snapshot);
+                match expect {
+                    None => prop_assert_eq!(got, None),
+                    Some((_, Some(v))) => prop_assert_eq!(got, Some((ValueKind::Put, v.clone()))),
+                    Some((_, None)) => prop_assert_eq!(got, Some((ValueKind::Delete, vec![]))),
+                }
+            }
+        }
+        let mut all = Vec::new();
+        m.collect_from(None, usize::MAX, &mut all);
+        prop_assert_eq!(all.len(), ops.len());
+        for w in all.windows(2) {
+            let ord = w[0].user_key.cmp(&w[1].user_key).then(w[1].seq.cmp(&w[0].seq));
+            prop_assert_eq!(ord, Ordering::Less);
+        }
+    }
+}
+
+#[test]
+fn encode_slice_walks_everything_in_order() {
+    let m = Memtable::new();
+    for i in 0..1000u32 {
+        m.insert(
+            &(i % 300).to_be_bytes(),
+            i as u64 + 1,
+            ValueKind::Put,
+            &i.to_le_bytes(),
+        );
+    }
+    let mut resume: Option<(Vec<u8>, SeqNo)> = None;
+    let mut keys = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        let next = m.encode_slice(resume.as_ref().map(|(k, s)| (&k[..], *s)), 64, &mut buf);
+        let mut at = 0;
+        while at < buf.len() {
+            let klen = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            keys.push(buf[at + 4..at + 4 + klen].to_vec());
+            at += 4 + klen;
+            let vlen = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            at += 4 + vlen;
+        }
+        match next {
+            Some(n) => resume = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(keys.len(), 1000);
+    for w in keys.windows(2) {
+        assert_eq!(crate::key::compare_internal(&w[0], &w[1]), Ordering::Less);
+    }
+}

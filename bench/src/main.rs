@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// ringkv load generator.
 #[derive(Parser, Debug)]
-#[command(name = "ringkv-bench", version, about, long_about = None)]
+#[command(name = "ringkv-bench", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

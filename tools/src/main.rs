@@ -12,7 +12,7 @@ const EXIT_NOT_IMPLEMENTED: i32 = 2;
 
 /// ringkv admin CLI: inspect and operate a ringkv node (not implemented yet).
 #[derive(Parser, Debug)]
-#[command(name = "ringkv-admin", version, about, long_about = None)]
+#[command(name = "ringkv-admin", version)]
 struct Args {
     #[command(subcommand)]
     command: Command,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// ringkv server: a thread-per-core sharded key-value store (not implemented yet).
 #[derive(Parser, Debug)]
-#[command(name = "ringkv-server", version, about, long_about = None)]
+#[command(name = "ringkv-server", version)]
 struct Args {
     /// Data directory; shard s keeps its files in <DATA_DIR>/shard-<s>.
     #[arg(long, default_value = "ringkv-data")]

@@ -374,3 +374,59 @@ fn merge(
         stall_ms: stall_micros as f64 / 1000.0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_args(dir: &std::path::Path) -> EmbeddedArgs {
+        EmbeddedArgs {
+            workload: vec![
+                Workload::FillSeq,
+                Workload::FillRandom,
+                Workload::Overwrite,
+                Workload::ReadRandom,
+            ],
+            num: 500,
+            key_size: 16,
+            value_size: 32,
+            shards: Some(3),
+            durability: Durability::None,
+            concurrency: 4,
+            dir: Some(dir.join("data")),
+            keep: false,
+            memory_mb: Some(8),
+            seed: 7,
+            json: Some(dir.join("report.json")),
+        }
+    }
+
+    /// Regression: a shard that finished early used to send `Closed`/`Exited` while the
+    /// coordinator was still collecting another phase's messages.
+    #[test]
+    fn runs_every_workload_on_several_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = small_args(dir.path());
+        run(args).unwrap();
+        let json = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let workloads = report["workloads"].as_array().unwrap();
+        assert_eq!(workloads.len(), 4);
+        for workload in workloads {
+            assert_eq!(workload["ops"], 500);
+        }
+        // fillseq wrote every key, so every read finds its key.
+        assert_eq!(workloads[3]["found"], 500);
+        assert_eq!(workloads[3]["not_found"], 0);
+        assert_eq!(report["shard_stats"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn rejects_keys_too_short_for_num() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = small_args(dir.path());
+        args.key_size = 2;
+        let error = run(args).unwrap_err().to_string();
+        assert!(error.contains("--key-size 2 is too small"), "{error}");
+    }
+}

@@ -34,9 +34,13 @@ pub struct EmbeddedArgs {
         default_value = "fillrandom,readrandom"
     )]
     pub workload: Vec<Workload>,
-    /// Operations per workload (over all shards); keys are indices in [0, num).
+    /// Operations per workload (over all shards).
     #[arg(long, default_value_t = 1_000_000)]
     pub num: u64,
+    /// Keys are indices in [0, KEY_SPACE) [default: --num]. db_bench with T threads does
+    /// T * num operations on num keys: match it with --num T*num --key-space num.
+    #[arg(long)]
+    pub key_space: Option<u64>,
     /// Key size in bytes (zero-padded decimal index).
     #[arg(long, default_value_t = 16)]
     pub key_size: usize,
@@ -109,10 +113,11 @@ pub fn run(args: EmbeddedArgs) -> anyhow::Result<()> {
     };
     let dir = data_dir.path();
     println!(
-        "ringkv-bench embedded: {shards} shard(s) ({}), {} op(s) per workload, key {} B, \
-         value {} B, durability {}, concurrency {} per shard, dir {}",
+        "ringkv-bench embedded: {shards} shard(s) ({}), {} op(s) per workload on {} keys, \
+         key {} B, value {} B, durability {}, concurrency {} per shard, dir {}",
         if pinned { "pinned" } else { "unpinned" },
         args.num,
+        key_space(&args),
         args.key_size,
         args.value_size,
         args.durability,
@@ -136,6 +141,7 @@ pub fn run(args: EmbeddedArgs) -> anyhow::Result<()> {
             options: options.clone(),
             workloads: args.workload.clone(),
             num: args.num,
+            key_space: key_space(&args),
             key_size: args.key_size,
             value_size: args.value_size,
             concurrency: args.concurrency,
@@ -182,6 +188,7 @@ pub fn run(args: EmbeddedArgs) -> anyhow::Result<()> {
             shards,
             pinned,
             num: args.num,
+            key_space: key_space(&args),
             key_size: args.key_size,
             value_size: args.value_size,
             durability: args.durability.to_string(),
@@ -214,12 +221,15 @@ fn validate(args: &EmbeddedArgs) -> anyhow::Result<()> {
     if args.num == 0 {
         bail!("--num must be at least 1");
     }
-    let digits = decimal_digits(args.num - 1);
+    if args.key_space == Some(0) {
+        bail!("--key-space must be at least 1");
+    }
+    let last_key = key_space(args) - 1;
+    let digits = decimal_digits(last_key);
     if args.key_size < digits {
         bail!(
-            "--key-size {} is too small: key {} needs {digits} digits",
+            "--key-size {} is too small: key {last_key} needs {digits} digits",
             args.key_size,
-            args.num - 1
         );
     }
     if args.concurrency == 0 {
@@ -234,6 +244,11 @@ fn validate(args: &EmbeddedArgs) -> anyhow::Result<()> {
         bail!("--memory-mb must be at least 1");
     }
     Ok(())
+}
+
+/// Number of distinct keys the workloads draw from.
+pub fn key_space(args: &EmbeddedArgs) -> u64 {
+    args.key_space.unwrap_or(args.num)
 }
 
 fn db_options(args: &EmbeddedArgs) -> DbOptions {
@@ -388,6 +403,7 @@ mod tests {
                 Workload::ReadRandom,
             ],
             num: 500,
+            key_space: None,
             key_size: 16,
             value_size: 32,
             shards: Some(3),

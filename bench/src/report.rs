@@ -53,6 +53,7 @@ pub struct RunReport {
     pub shards: u16,
     pub pinned: bool,
     pub num: u64,
+    pub key_space: u64,
     pub key_size: usize,
     pub value_size: usize,
     pub durability: String,

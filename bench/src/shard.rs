@@ -35,6 +35,7 @@ pub struct ShardConfig {
     pub options: DbOptions,
     pub workloads: Vec<Workload>,
     pub num: u64,
+    pub key_space: u64,
     pub key_size: usize,
     pub value_size: usize,
     pub concurrency: usize,
@@ -175,7 +176,13 @@ async fn run_workload(
     let workers = Rc::new(Workers {
         db: db.clone(),
         workload,
-        sequence: OpSequence::new(workload, position, config.num, config.seed),
+        sequence: OpSequence::new(
+            workload,
+            position,
+            config.num,
+            config.key_space,
+            config.seed,
+        ),
         shard: config.shard,
         shards: config.shards,
         key_size: config.key_size,

@@ -2,7 +2,9 @@
 //!
 //! Keys follow db_bench: the key for index `i` is `i` in zero-padded decimal, exactly
 //! `key_size` bytes long. `fillseq` writes indices `0..num` in order; `fillrandom`,
-//! `overwrite` and `readrandom` use `num` pseudo-random indices in `[0, num)`.
+//! `overwrite` and `readrandom` use `num` pseudo-random indices in `[0, num)`. Like db_bench
+//! with several threads, the key space can be set apart from the operation count
+//! (`--key-space`); by default it is `num`.
 //!
 //! Operation `i` of a workload is a pure function of `(seed, workload position, i)`
 //! (counter-based splitmix64), so every shard computes the same sequence without sharing
@@ -65,35 +67,41 @@ pub fn splitmix64_nth(seed: u64, n: u64) -> u64 {
 #[derive(Clone, Copy, Debug)]
 pub struct OpSequence {
     workload: Workload,
-    num: u64,
+    ops: u64,
+    key_space: u64,
     seed: u64,
 }
 
 impl OpSequence {
-    /// The sequence of the workload at `position` in the run's list, so that two random
-    /// workloads in one run (e.g. fillrandom then overwrite) do not repeat each other.
-    pub fn new(workload: Workload, position: usize, num: u64, seed: u64) -> Self {
-        assert!(num > 0, "num must be at least 1");
+    /// The sequence of `ops` operations on key indices in `[0, key_space)`, for the workload
+    /// at `position` in the run's list, so that two random workloads in one run (e.g.
+    /// fillrandom then overwrite) do not repeat each other.
+    pub fn new(workload: Workload, position: usize, ops: u64, key_space: u64, seed: u64) -> Self {
+        assert!(
+            ops > 0 && key_space > 0,
+            "ops and key space must be at least 1"
+        );
         let seed = splitmix64_nth(seed, position as u64);
         OpSequence {
             workload,
-            num,
+            ops,
+            key_space,
             seed,
         }
     }
 
     /// Number of operations in the sequence (over all shards).
     pub fn len(&self) -> u64 {
-        self.num
+        self.ops
     }
 
-    /// Key index of operation `op` (`op < len()`).
+    /// Key index of operation `op` (`op < len()`); fillseq wraps around the key space.
     pub fn index(&self, op: u64) -> u64 {
-        debug_assert!(op < self.num);
+        debug_assert!(op < self.ops);
         match self.workload {
-            Workload::FillSeq => op,
-            // The modulo bias is below num / 2^64: irrelevant for a benchmark.
-            _ => splitmix64_nth(self.seed, op) % self.num,
+            Workload::FillSeq => op % self.key_space,
+            // The modulo bias is below key_space / 2^64: irrelevant for a benchmark.
+            _ => splitmix64_nth(self.seed, op) % self.key_space,
         }
     }
 }
@@ -197,19 +205,24 @@ mod tests {
 
     #[test]
     fn sequences() {
-        let seq = OpSequence::new(Workload::FillSeq, 0, 10, 7);
+        let seq = OpSequence::new(Workload::FillSeq, 0, 10, 10, 7);
         assert_eq!(
             (0..10).map(|i| seq.index(i)).collect::<Vec<_>>(),
             (0..10).collect::<Vec<_>>()
         );
-        let a = OpSequence::new(Workload::FillRandom, 0, 1000, 7);
-        let b = OpSequence::new(Workload::Overwrite, 1, 1000, 7);
+        let wrapped = OpSequence::new(Workload::FillSeq, 0, 6, 4, 7);
+        let wrapped_ops: Vec<_> = (0..6).map(|i| wrapped.index(i)).collect();
+        assert_eq!(wrapped_ops, [0, 1, 2, 3, 0, 1]);
+        let narrow = OpSequence::new(Workload::ReadRandom, 0, 1000, 10, 7);
+        assert!((0..1000).all(|i| narrow.index(i) < 10));
+        let a = OpSequence::new(Workload::FillRandom, 0, 1000, 1000, 7);
+        let b = OpSequence::new(Workload::Overwrite, 1, 1000, 1000, 7);
         let a_ops: Vec<_> = (0..1000).map(|i| a.index(i)).collect();
         let b_ops: Vec<_> = (0..1000).map(|i| b.index(i)).collect();
         assert!(a_ops.iter().all(|&i| i < 1000));
         assert_ne!(a_ops, b_ops);
         // Deterministic: the same inputs give the same sequence.
-        let again = OpSequence::new(Workload::FillRandom, 0, 1000, 7);
+        let again = OpSequence::new(Workload::FillRandom, 0, 1000, 1000, 7);
         assert!((0..1000).all(|i| again.index(i) == a_ops[i as usize]));
     }
 

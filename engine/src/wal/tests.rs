@@ -1,0 +1,1 @@
+//! Scenario tests of the WAL handle: group commit, poisoning, rotation and replay.

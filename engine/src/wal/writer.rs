@@ -277,6 +277,14 @@ impl<F: FileSystem> Wal<F> {
     }
 }
 
+#[cfg(test)]
+impl<F: FileSystem> Wal<F> {
+    /// Appended bytes whose write has not completed (tests check the bound).
+    pub(crate) fn shared_unwritten_bytes(&self) -> u64 {
+        self.shared.state.borrow().unwritten_bytes
+    }
+}
+
 impl<F: FileSystem> Drop for Wal<F> {
     fn drop(&mut self) {
         // Without close(): stop the writer without further I/O (dropping the task cancels it).

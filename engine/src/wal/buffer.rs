@@ -98,7 +98,10 @@ mod tests {
             let at = write.offset as usize;
             // The rewritten prefix is identical to what is already on "disk".
             let old_logical = (write.end - write.new_bytes) as usize;
-            assert_eq!(&before[at..old_logical.max(at)], &out[..old_logical.max(at) - at]);
+            assert_eq!(
+                &before[at..old_logical.max(at)],
+                &out[..old_logical.max(at) - at]
+            );
             if file.len() < at + out.len() {
                 file.resize(at + out.len(), 0);
             }

@@ -169,7 +169,13 @@ mod tests {
                 Ok(())
             })
             .expect("scan");
-            assert_eq!(end, ScanEnd { end_offset: len, torn_tail: false });
+            assert_eq!(
+                end,
+                ScanEnd {
+                    end_offset: len,
+                    torn_tail: false
+                }
+            );
             assert_eq!(seen, expected);
         });
     }
@@ -180,7 +186,10 @@ mod tests {
             let fs = MemFs::new();
             let mut log = LogFile::new(fs.create(Path::new("/l")).await.expect("create"));
             let big = vec![0u8; RECORD_PAYLOAD_BYTES_MAX + 1];
-            assert!(matches!(log.append(1, 1, &big), Err(Error::InvalidArgument(_))));
+            assert!(matches!(
+                log.append(1, 1, &big),
+                Err(Error::InvalidArgument(_))
+            ));
             assert!(log.is_empty());
         });
     }

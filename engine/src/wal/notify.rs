@@ -83,7 +83,8 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
-    fn wal_notify_wakes_waiters_once_per_generation() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    fn wal_notify_wakes_waiters_once_per_generation(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .io_memory(1 << 20)
             .make()?

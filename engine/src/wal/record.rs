@@ -28,7 +28,9 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// Decodes a header from exactly [`RECORD_HEADER_BYTES`] bytes.
     pub fn decode(bytes: &[u8; RECORD_HEADER_BYTES]) -> Self {
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let u64_at = |at: usize| {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[at..at + 8]);

@@ -37,7 +37,10 @@ impl<F: FileSystem> Wal<F> {
         let next_segment = numbers
             .last()
             .map_or(first_segment, |newest| (newest + 1).max(first_segment));
-        let segments: Vec<u64> = numbers.into_iter().filter(|&n| n >= first_segment).collect();
+        let segments: Vec<u64> = numbers
+            .into_iter()
+            .filter(|&n| n >= first_segment)
+            .collect();
 
         let mut last: Option<(u64, u64)> = None; // (index, term) of the last record
         let mut records = 0u64;

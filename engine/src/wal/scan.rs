@@ -122,7 +122,9 @@ mod tests {
 
     fn payload(index: u64, size: usize) -> Vec<u8> {
         // Never zero, so the last byte of every record is non-zero.
-        (0..size).map(|i| (i as u64 * 31 + index) as u8 | 1).collect()
+        (0..size)
+            .map(|i| (i as u64 * 31 + index) as u8 | 1)
+            .collect()
     }
 
     /// Encodes records of the given payload sizes (indexes from 1) and returns the bytes
@@ -139,7 +141,10 @@ mod tests {
         (bytes, offsets)
     }
 
-    fn collect(bytes: &[u8]) -> Result<(Vec<(u64, u64, Vec<u8>)>, ScanEnd)> {
+    /// (offset, index, payload) of every record found.
+    type Found = Vec<(u64, u64, Vec<u8>)>;
+
+    fn collect(bytes: &[u8]) -> Result<(Found, ScanEnd)> {
         let mut out = Vec::new();
         let end = scan_records(Path::new("seg.wal"), bytes, |r| {
             out.push((r.offset, r.index, r.payload.to_vec()));
@@ -160,8 +165,20 @@ mod tests {
             assert_eq!(body, &payload(i as u64 + 1, sizes[i]));
         }
         let logical: u64 = sizes.iter().map(|s| 24 + *s as u64).sum();
-        assert_eq!(end, ScanEnd { end_offset: logical, torn_tail: false });
-        assert_eq!(collect(&[]).expect("empty").1, ScanEnd { end_offset: 0, torn_tail: false });
+        assert_eq!(
+            end,
+            ScanEnd {
+                end_offset: logical,
+                torn_tail: false
+            }
+        );
+        assert_eq!(
+            collect(&[]).expect("empty").1,
+            ScanEnd {
+                end_offset: 0,
+                torn_tail: false
+            }
+        );
         assert_eq!(collect(&[0u8; 8192]).expect("zeros").0.len(), 0);
     }
 
@@ -172,9 +189,17 @@ mod tests {
         let last = offsets[2] as usize;
         let end = last + 24 + 1500;
         for cut in last + 1..end {
-            let (records, scan) = collect(&bytes[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let (records, scan) =
+                collect(&bytes[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
             assert_eq!(records.len(), 2, "cut {cut}");
-            assert_eq!(scan, ScanEnd { end_offset: last as u64, torn_tail: true }, "cut {cut}");
+            assert_eq!(
+                scan,
+                ScanEnd {
+                    end_offset: last as u64,
+                    torn_tail: true
+                },
+                "cut {cut}"
+            );
         }
         // Cut exactly at a record boundary: a clean end.
         let (records, scan) = collect(&bytes[..last]).expect("boundary");
@@ -196,7 +221,13 @@ mod tests {
             torn[sector as usize..].fill(0);
             let (records, scan) = collect(&torn).unwrap_or_else(|e| panic!("sector {sector}: {e}"));
             assert_eq!(records.len(), 2, "sector {sector}");
-            assert_eq!(scan, ScanEnd { end_offset: last, torn_tail: true });
+            assert_eq!(
+                scan,
+                ScanEnd {
+                    end_offset: last,
+                    torn_tail: true
+                }
+            );
             sector += SECTOR_BYTES;
         }
     }
@@ -204,7 +235,12 @@ mod tests {
     #[test]
     fn wal_scan_flipped_byte_in_middle_record_is_corruption() {
         let (bytes, offsets) = log_bytes(&[10, 700, 1500, 20]);
-        for target in [offsets[1] + 4, offsets[1] + 12, offsets[1] + 30, offsets[2] - 1] {
+        for target in [
+            offsets[1] + 4,
+            offsets[1] + 12,
+            offsets[1] + 30,
+            offsets[2] - 1,
+        ] {
             let mut bad = bytes.clone();
             bad[target as usize] ^= 0x40;
             match collect(&bad) {
@@ -221,11 +257,20 @@ mod tests {
     fn wal_scan_flipped_byte_in_last_record_is_corruption() {
         let (bytes, offsets) = log_bytes(&[10, 700, 1500]);
         let last = offsets[2];
-        for target in [last + 5, last + 9, last + 20, last + 24, last + 800, last + 24 + 1499] {
+        for target in [
+            last + 5,
+            last + 9,
+            last + 20,
+            last + 24,
+            last + 800,
+            last + 24 + 1499,
+        ] {
             let mut bad = bytes.clone();
             bad[target as usize] ^= 0x02;
             match collect(&bad) {
-                Err(Error::Corruption { offset, .. }) => assert_eq!(offset, last, "flip at {target}"),
+                Err(Error::Corruption { offset, .. }) => {
+                    assert_eq!(offset, last, "flip at {target}")
+                }
                 other => panic!("flip at {target}: expected corruption, got {other:?}"),
             }
         }

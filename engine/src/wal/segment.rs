@@ -42,7 +42,13 @@ mod tests {
             assert_eq!(parse_segment_file_name(&segment_file_name(n)), Some(n));
         }
         assert!(segment_file_name(9) < segment_file_name(10));
-        for bad in ["42.wal", "000000000000004x.wal", "0000000000000042.log", "0000000000000042.wal.tmp", "+000000000000042.wal"] {
+        for bad in [
+            "42.wal",
+            "000000000000004x.wal",
+            "0000000000000042.log",
+            "0000000000000042.wal.tmp",
+            "+000000000000042.wal",
+        ] {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
         }
     }

@@ -39,7 +39,10 @@ fn payload(index: u64) -> Vec<u8> {
 }
 
 /// Replays everything from segment 0 and returns (index, term, payload) of every record.
-async fn replay_all<F: FileSystem>(fs: &F, dir: &Path) -> Result<(Vec<(u64, u64, Vec<u8>)>, Recovery)> {
+async fn replay_all<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+) -> Result<(Vec<(u64, u64, Vec<u8>)>, Recovery)> {
     let mut seen = Vec::new();
     let recovery = Wal::replay(fs, dir, 0, |index, term, body| {
         seen.push((index, term, body.to_vec()));
@@ -53,7 +56,10 @@ fn expect_poisoned<T: std::fmt::Debug>(result: Result<T>, op: &str) {
     match result {
         Err(Error::Poisoned(message)) => {
             assert!(message.contains(op), "message {message:?} should name {op}");
-            assert!(message.contains(".wal"), "message {message:?} should name the file");
+            assert!(
+                message.contains(".wal"),
+                "message {message:?} should name the file"
+            );
         }
         other => panic!("expected Poisoned naming {op}, got {other:?}"),
     }
@@ -69,7 +75,10 @@ fn wal_append_wait_replay_round_trip() -> TestResult {
             assert_eq!(index, expected);
             wal.wait_durable(index).await?;
         }
-        assert!(matches!(wal.wait_durable(51).await, Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            wal.wait_durable(51).await,
+            Err(Error::InvalidArgument(_))
+        ));
         wal.close().await?;
         assert!(matches!(wal.append(7, b"late").await, Err(Error::Closed)));
         let (seen, recovery) = replay_all(&fs, &dir()).await?;
@@ -80,7 +89,10 @@ fn wal_append_wait_replay_round_trip() -> TestResult {
         }
         assert_eq!(recovery.last_index, 50);
         assert_eq!(recovery.last_term, 7);
-        assert_eq!((recovery.segments.clone(), recovery.next_segment), (vec![1], 2));
+        assert_eq!(
+            (recovery.segments.clone(), recovery.next_segment),
+            (vec![1], 2)
+        );
         assert!(!recovery.torn_tail);
         Ok(())
     })
@@ -111,7 +123,10 @@ fn wal_group_commit_200_concurrent_appenders() -> TestResult {
         let stats = wal.stats();
         assert_eq!(stats.records, 1000);
         eprintln!("group commit: {stats:?}");
-        assert!(stats.syncs >= 1 && stats.syncs * 20 <= stats.records, "{stats:?}");
+        assert!(
+            stats.syncs >= 1 && stats.syncs * 20 <= stats.records,
+            "{stats:?}"
+        );
         wal.close().await?;
         let (seen, _) = replay_all(&fs, &dir()).await?;
         assert_eq!(seen.len(), 1000);
@@ -178,7 +193,10 @@ fn wal_rotation_replay_and_remove_segments() -> TestResult {
             wal.wait_durable(index).await?;
         }
         let automatic = wal.current_segment();
-        assert!(automatic >= 12, "segments should have rotated automatically: {automatic}");
+        assert!(
+            automatic >= 12,
+            "segments should have rotated automatically: {automatic}"
+        );
         let manual = wal.rotate().await?;
         assert_eq!(manual, automatic + 1);
         assert_eq!(wal.current_segment(), manual);
@@ -190,7 +208,10 @@ fn wal_rotation_replay_and_remove_segments() -> TestResult {
 
         let (seen, recovery) = replay_all(&fs, &dir()).await?;
         assert_eq!(seen.len(), 110);
-        assert!(seen.iter().enumerate().all(|(i, r)| r.0 == i as u64 + 1 && r.2 == payload(i as u64 + 1)));
+        assert!(seen
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.0 == i as u64 + 1 && r.2 == payload(i as u64 + 1)));
         assert_eq!(recovery.segments, (10..=manual).collect::<Vec<_>>());
         assert_eq!(recovery.next_segment, manual + 1);
 
@@ -201,8 +222,14 @@ fn wal_rotation_replay_and_remove_segments() -> TestResult {
         assert_eq!(wal.stats().segments_live, 1);
         wal.close().await?;
         let (seen, recovery) = replay_all(&fs, &dir()).await?;
-        assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), (101..=110).collect::<Vec<_>>());
-        assert_eq!((recovery.segments, recovery.next_segment), (vec![manual], manual + 1));
+        assert_eq!(
+            seen.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (101..=110).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (recovery.segments, recovery.next_segment),
+            (vec![manual], manual + 1)
+        );
 
         // Reopen after replay: continue with the next segment and index.
         let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), manual + 1, 111).await?;
@@ -242,13 +269,23 @@ fn wal_replay_cuts_torn_tail_and_continues_in_next_segment() -> TestResult {
         let (_, again) = replay_all(&fs, &dir()).await?;
         assert!(!again.torn_tail);
 
-        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), recovery.next_segment, 21).await?;
+        let wal = Wal::open(
+            fs.clone(),
+            dir(),
+            opts(Durability::Sync),
+            recovery.next_segment,
+            21,
+        )
+        .await?;
         for index in 21..=30u64 {
             assert_eq!(wal.append(1, &payload(index)).await?, index);
         }
         wal.close().await?;
         let (seen, recovery) = replay_all(&fs, &dir()).await?;
-        assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), (1..=30).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (1..=30).collect::<Vec<_>>()
+        );
         assert!(!recovery.torn_tail);
         Ok(())
     })
@@ -270,7 +307,9 @@ fn wal_replay_flipped_byte_in_middle_record_names_path_and_offset() -> TestResul
         let path = segment_path(&dir(), 1);
         assert!(fs.flip_byte(&path, offsets[4] + 30, 0x10));
         match replay_all(&fs, &dir()).await {
-            Err(Error::Corruption { path: bad, offset, .. }) => {
+            Err(Error::Corruption {
+                path: bad, offset, ..
+            }) => {
                 assert_eq!((bad, offset), (path, offsets[4]));
             }
             other => panic!("expected corruption, got {other:?}"),
@@ -321,7 +360,14 @@ fn wal_replay_index_gap_and_records_after_torn_segment_are_corruption() -> TestR
 fn wal_interval_mode_syncs_on_its_timer() -> TestResult {
     run(|| async {
         let fs = MemFs::new();
-        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Interval(Duration::from_millis(5))), 1, 1).await?;
+        let wal = Wal::open(
+            fs.clone(),
+            dir(),
+            opts(Durability::Interval(Duration::from_millis(5))),
+            1,
+            1,
+        )
+        .await?;
         let index = wal.append(1, b"x").await?;
         wal.wait_durable(index).await?; // resolves at once
         glommio::timer::sleep(Duration::from_millis(40)).await;
@@ -366,7 +412,11 @@ fn wal_buffer_bound_makes_appenders_wait() -> TestResult {
             let unwritten = wal.shared_unwritten_bytes();
             assert!(unwritten <= 16 << 10, "unwritten {unwritten}");
         }
-        assert!(wal.stats().write_outs >= 200 * 1024 / (16 << 10), "{:?}", wal.stats());
+        assert!(
+            wal.stats().write_outs >= 200 * 1024 / (16 << 10),
+            "{:?}",
+            wal.stats()
+        );
         // A record larger than the bound still goes through when the buffer is empty.
         wal.sync_all().await?;
         wal.append(1, &vec![3u8; 64 << 10]).await?;

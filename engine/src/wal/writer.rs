@@ -47,7 +47,9 @@ impl<F: FileSystem> Wal<F> {
         }
         if let Durability::Interval(period) = opts.durability {
             if period.is_zero() {
-                return Err(Error::InvalidArgument("wal sync interval must be > 0".into()));
+                return Err(Error::InvalidArgument(
+                    "wal sync interval must be > 0".into(),
+                ));
             }
         }
         fs.create_dir_all(&dir).await?;

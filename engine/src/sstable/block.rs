@@ -148,6 +148,8 @@ impl BlockIter {
     }
 
     /// Moves to the next entry; invalid after the last. No-op when not valid.
+    // Not `Iterator::next`: the step is fallible and the key borrows the iterator's buffer.
+    #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Result<(), BlockCorruption> {
         if !self.valid {
@@ -332,7 +334,9 @@ mod tests {
         internal_key(format!("key{i:06}").as_bytes(), seq, ValueKind::Put)
     }
 
-    fn build(n: u32, interval: usize) -> (Rc<[u8]>, Vec<(Vec<u8>, Vec<u8>)>) {
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn build(n: u32, interval: usize) -> (Rc<[u8]>, Entries) {
         let mut b = BlockBuilder::new(interval);
         let mut model = Vec::new();
         for i in 0..n {

@@ -16,7 +16,12 @@ fn small_table_entries() -> Vec<Entry> {
                 entries.push(entry(user.as_bytes(), seq, ValueKind::Delete, b""));
             } else {
                 let value = format!("v{i}.{v}{}", "#".repeat((i % 9) as usize));
-                entries.push(entry(user.as_bytes(), seq, ValueKind::Put, value.as_bytes()));
+                entries.push(entry(
+                    user.as_bytes(),
+                    seq,
+                    ValueKind::Put,
+                    value.as_bytes(),
+                ));
             }
         }
     }
@@ -58,9 +63,15 @@ async fn exercise(
 ) -> bool {
     let expect_corruption = |e: &crate::Error| {
         assert!(e.is_corruption(), "flip {flip:?}: non-corruption error {e}");
-        if let crate::Error::Corruption { path: p, offset, .. } = e {
+        if let crate::Error::Corruption {
+            path: p, offset, ..
+        } = e
+        {
             assert_eq!(p, path, "flip {flip:?}: error names the wrong file");
-            assert!(*offset <= file_size, "flip {flip:?}: offset {offset} outside the file");
+            assert!(
+                *offset <= file_size,
+                "flip {flip:?}: offset {offset} outside the file"
+            );
         }
     };
     let table = match open_table(fs, path, file_size).await {
@@ -85,13 +96,21 @@ async fn exercise(
         }
     }
     let (seen, err) = scan(&table, entries.len()).await;
-    assert_eq!(&seen[..], &entries[..seen.len()], "flip {flip:?}: iterator returned wrong data");
+    assert_eq!(
+        &seen[..],
+        &entries[..seen.len()],
+        "flip {flip:?}: iterator returned wrong data"
+    );
     match err {
         Some(e) => {
             expect_corruption(&e);
             detected = true;
         }
-        None => assert_eq!(seen.len(), entries.len(), "flip {flip:?}: iteration ended early"),
+        None => assert_eq!(
+            seen.len(),
+            entries.len(),
+            "flip {flip:?}: iteration ended early"
+        ),
     }
     let mut it = table.iter();
     for lookup in lookups.iter().step_by(5) {
@@ -128,7 +147,10 @@ fn sstable_every_byte_flip_is_detected_or_harmless() {
             bloom_bits_per_key: 10,
         };
         let summary = write_table(&fs, path, &entries, opts).await.unwrap();
-        assert!(summary.file_size > 2000, "table too small to be interesting");
+        assert!(
+            summary.file_size > 2000,
+            "table too small to be interesting"
+        );
         let mut lookups = Vec::new();
         for user in user_keys(&entries) {
             for snapshot in [0, 80, 93, 100, 200] {
@@ -151,6 +173,9 @@ fn sstable_every_byte_flip_is_detected_or_harmless() {
             }
             assert!(fs.flip_byte(path, offset, mask));
         }
-        assert!(undetected.is_empty(), "flips nobody noticed: {undetected:?}");
+        assert!(
+            undetected.is_empty(),
+            "flips nobody noticed: {undetected:?}"
+        );
     });
 }

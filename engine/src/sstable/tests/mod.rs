@@ -87,7 +87,10 @@ pub(super) async fn scan(
         return (out, Some(e));
     }
     while it.valid() {
-        assert!(out.len() <= limit, "iterator yields more entries than written");
+        assert!(
+            out.len() <= limit,
+            "iterator yields more entries than written"
+        );
         out.push((it.key().to_vec(), it.value().to_vec()));
         if let Err(e) = it.next().await {
             return (out, Some(e));

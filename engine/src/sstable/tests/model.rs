@@ -6,9 +6,11 @@ use futures_lite::future::block_on;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-/// (user key, seq) -> (is_delete, value). Small alphabet, short keys: many versions per key
-/// and many shared prefixes.
-fn versions() -> impl Strategy<Value = BTreeMap<(Vec<u8>, u64), (bool, Vec<u8>)>> {
+/// (user key, seq) -> (is_delete, value).
+type Model = BTreeMap<(Vec<u8>, u64), (bool, Vec<u8>)>;
+
+/// Small alphabet, short keys: many versions per key and many shared prefixes.
+fn versions() -> impl Strategy<Value = Model> {
     proptest::collection::btree_map(
         (proptest::collection::vec(0u8..4, 0..6), 1u64..60),
         (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40)),
@@ -16,7 +18,7 @@ fn versions() -> impl Strategy<Value = BTreeMap<(Vec<u8>, u64), (bool, Vec<u8>)>
     )
 }
 
-fn to_entries(model: &BTreeMap<(Vec<u8>, u64), (bool, Vec<u8>)>) -> Vec<Entry> {
+fn to_entries(model: &Model) -> Vec<Entry> {
     let mut entries: Vec<Entry> = model
         .iter()
         .map(|((user, seq), (delete, value))| {

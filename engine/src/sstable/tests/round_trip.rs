@@ -16,7 +16,12 @@ fn versioned_entries() -> Vec<Entry> {
                 entries.push(entry(user.as_bytes(), seq, ValueKind::Delete, b""));
             } else {
                 let value = format!("value-{i}-{v}-{}", "x".repeat((i % 50) as usize));
-                entries.push(entry(user.as_bytes(), seq, ValueKind::Put, value.as_bytes()));
+                entries.push(entry(
+                    user.as_bytes(),
+                    seq,
+                    ValueKind::Put,
+                    value.as_bytes(),
+                ));
             }
         }
     }
@@ -52,7 +57,11 @@ fn sstable_round_trip_get_iter_seek_verify() {
             assert!(table.may_contain(user));
             for snapshot in [0, 5, 10, 15, 20, 25, 30, 1000] {
                 let got = table.get(user, snapshot).await.unwrap();
-                assert_eq!(got, model_get(&entries, user, snapshot), "{user:?}@{snapshot}");
+                assert_eq!(
+                    got,
+                    model_get(&entries, user, snapshot),
+                    "{user:?}@{snapshot}"
+                );
             }
         }
         for absent in [&b"user-0"[..], b"user-000100x", b"zzz", b"", b"a"] {
@@ -75,7 +84,9 @@ fn sstable_round_trip_get_iter_seek_verify() {
                 None => assert!(!it.valid()),
             }
         }
-        it.seek(&internal_key(b"zzz", 1, ValueKind::Put)).await.unwrap();
+        it.seek(&internal_key(b"zzz", 1, ValueKind::Put))
+            .await
+            .unwrap();
         assert!(!it.valid());
         it.next().await.unwrap();
         assert!(!it.valid());
@@ -125,7 +136,9 @@ fn sstable_empty_table_round_trip() {
         let (all, err) = scan(&table, 0).await;
         assert!(all.is_empty() && err.is_none());
         let mut it = table.iter();
-        it.seek(&internal_key(b"k", 1, ValueKind::Put)).await.unwrap();
+        it.seek(&internal_key(b"k", 1, ValueKind::Put))
+            .await
+            .unwrap();
         assert!(!it.valid());
     });
 }
@@ -169,7 +182,15 @@ fn sstable_wrong_file_size_is_corruption() {
         let summary = write_table(&fs, path, &entries, TableWriterOptions::default())
             .await
             .unwrap();
-        for size in [0, 1, 59, 60, 4096, summary.file_size - 1, summary.file_size + 1] {
+        for size in [
+            0,
+            1,
+            59,
+            60,
+            4096,
+            summary.file_size - 1,
+            summary.file_size + 1,
+        ] {
             let err = open_table(&fs, path, size).await.err();
             assert!(
                 err.as_ref().is_some_and(|e| e.is_corruption()),

@@ -7,10 +7,11 @@
 //! buffer has grown to the longest key. Every length and offset read from the block is
 //! bounds-checked; malformed contents give a [`BlockCorruption`] (the caller adds the file
 //! and block offset), never a panic. Each step consumes at least three bytes, so iteration
-//! always terminates. Keys are internal keys, ordered with [`crate::key::compare_internal`].
+//! always terminates. Keys are internal keys, ordered with [`crate::key::compare_internal`] (through its fast twin
+//! [`super::compare::compare_keys`]).
 
+use super::compare::compare_keys;
 use crate::coding::{get_varint32, read_u32};
-use crate::key::compare_internal;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -90,7 +91,8 @@ impl BlockIter {
         self.key.clear();
         self.restarts_start = 0;
         self.num_restarts = 0;
-        self.data = Rc::from(&[][..]);
+        // On error the old block stays referenced but nothing of it is reachable: with no
+        // entries and no restarts every seek and step finds nothing.
         let (restarts_start, num_restarts) = parse_layout(&data)?;
         self.data = data;
         self.restarts_start = restarts_start;
@@ -171,7 +173,7 @@ impl BlockIter {
         while left < right {
             let mid = left + (right - left).div_ceil(2);
             let key = self.restart_key(mid)?;
-            if compare_internal(key, target) == Ordering::Less {
+            if compare_keys(key, target) == Ordering::Less {
                 left = mid;
             } else {
                 right = mid - 1;
@@ -180,7 +182,7 @@ impl BlockIter {
         let start = self.restart_offset(left)?;
         self.key.clear();
         self.decode_entry_at(start)?;
-        while self.valid && compare_internal(&self.key, target) == Ordering::Less {
+        while self.valid && compare_keys(&self.key, target) == Ordering::Less {
             self.decode_entry_at(self.next_offset)?;
         }
         Ok(())
@@ -247,7 +249,7 @@ struct Header {
 }
 
 /// Decodes the three varints of the entry at `offset` and bounds-checks its key and value.
-#[inline]
+#[inline(always)]
 fn decode_header(entries: &[u8], offset: usize) -> Result<Header, BlockCorruption> {
     let Some(rest) = entries.get(offset..) else {
         return corrupt(offset, "entry offset out of range");
@@ -326,7 +328,7 @@ fn parse_layout(data: &[u8]) -> Result<(usize, usize), BlockCorruption> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{internal_key, ValueKind};
+    use crate::key::{compare_internal, internal_key, ValueKind};
     use crate::sstable::block_builder::BlockBuilder;
     use proptest::prelude::*;
 

@@ -27,6 +27,10 @@ pub const WRITE_CHUNK_BYTES: usize = 256 << 10;
 /// Largest key or value the writer accepts (blocks address their contents with `u32`).
 pub const ENTRY_PART_BYTES_MAX: usize = 1 << 30;
 
+/// Largest `block_bytes` honoured (larger values are clamped), so that a block plus one
+/// maximal entry still fits the `u32` sizes of handles and restart offsets.
+pub const BLOCK_BYTES_MAX: usize = 1 << 30;
+
 /// Knobs of the table writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableWriterOptions {
@@ -81,7 +85,7 @@ pub struct TableWriter<F: StorageFile> {
 impl<F: StorageFile> TableWriter<F> {
     /// Starts a table in `file`, which must be empty and open for writing.
     pub fn new(file: F, opts: TableWriterOptions) -> Self {
-        let block_bytes = opts.block_bytes.max(1);
+        let block_bytes = opts.block_bytes.clamp(1, BLOCK_BYTES_MAX);
         TableWriter {
             file,
             data_block: BlockBuilder::new(opts.restart_interval),
@@ -92,7 +96,7 @@ impl<F: StorageFile> TableWriter<F> {
                 ..opts
             },
             written: 0,
-            out: Vec::with_capacity(WRITE_CHUNK_BYTES + 2 * block_bytes),
+            out: Vec::with_capacity(WRITE_CHUNK_BYTES + 2 * block_bytes.min(1 << 20)),
             entries: 0,
             smallest: Vec::new(),
             last_key: Vec::new(),

@@ -40,11 +40,9 @@ impl WriteBatch {
     /// Adds a put.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
         self.ops.push(ValueKind::Put as u8);
-        self.ops
-            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.ops.extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.ops.extend_from_slice(key);
-        self.ops
-            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.ops.extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.ops.extend_from_slice(value);
         self.count += 1;
         self
@@ -53,8 +51,7 @@ impl WriteBatch {
     /// Adds a delete.
     pub fn delete(&mut self, key: &[u8]) -> &mut Self {
         self.ops.push(ValueKind::Delete as u8);
-        self.ops
-            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.ops.extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.ops.extend_from_slice(key);
         self.count += 1;
         self

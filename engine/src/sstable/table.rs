@@ -1,0 +1,411 @@
+//! Reads a table file: open (footer, then the filter, properties and index in one read),
+//! point lookups, block loading through the block cache, and full verification.
+//!
+//! A [`Table`] is shared as `Rc<Table<F>>` by lookups and iterators on the shard's thread.
+//! It pins the decoded index and the bloom filter; data blocks are read on a cache miss as
+//! `size + 5` bytes, their trailer is checked, and the contents are inserted into the
+//! [`BlockCache`] as `Rc<[u8]>`. Opening validates the footer (magic, version, crc) and the
+//! layout: the filter, properties and index blocks sit back to back just before the footer,
+//! and the index's handles tile everything before them. Any violation, and any checksum or
+//! format error later, is an [`Error::Corruption`] naming the file and the offset.
+
+use super::block::{BlockCorruption, BlockIter};
+use super::bloom::BloomFilter;
+use super::footer::{Footer, FOOTER_LEN};
+use super::handle::{check_block, BlockHandle};
+use super::index::Index;
+use super::iter::TableIter;
+use super::properties::Properties;
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::io::StorageFile;
+use crate::key::{compare_internal, encode_internal, parse_internal, user_key, SeqNo, ValueKind};
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+/// An open, immutable table. See the module documentation.
+pub struct Table<F: StorageFile> {
+    file: F,
+    file_number: u64,
+    file_size: u64,
+    cache: Rc<BlockCache>,
+    index: Index,
+    filter: BloomFilter,
+    properties: Properties,
+    entries: u64,
+    /// Buffers reused by [`Table::get`] (taken while a lookup runs, so overlapping lookups
+    /// on the same thread each get their own).
+    scratch: Cell<Scratch>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    target: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl<F: StorageFile> Table<F> {
+    /// Opens a table of `file_size` bytes. Reads the footer, then the filter, properties and
+    /// index blocks in one read, and validates all of them.
+    pub async fn open(
+        file: F,
+        file_number: u64,
+        file_size: u64,
+        cache: Rc<BlockCache>,
+    ) -> Result<Self> {
+        let Some(footer_at) = file_size.checked_sub(FOOTER_LEN as u64) else {
+            return Err(Error::corruption(
+                file.path(),
+                0,
+                format!("file of {file_size} bytes is too small to hold a table footer"),
+            ));
+        };
+        let actual_size = file.size().await?;
+        if actual_size < file_size {
+            return Err(Error::corruption(
+                file.path(),
+                actual_size,
+                format!("file is {actual_size} bytes, expected {file_size}"),
+            ));
+        }
+        let raw = file.read_at(footer_at, FOOTER_LEN).await?;
+        let footer = Footer::decode(&raw)
+            .map_err(|e| Error::corruption(file.path(), footer_at, e.to_string()))?;
+        let layout = check_meta_layout(&footer, footer_at)
+            .map_err(|detail| Error::corruption(file.path(), footer_at, detail))?;
+        let meta_start = footer.filter.offset;
+        let meta = file
+            .read_at(meta_start, (footer_at - meta_start) as usize)
+            .await?;
+        let block = |handle: BlockHandle| -> Result<&[u8]> {
+            let at = (handle.offset - meta_start) as usize;
+            check_block(meta.get(at..).unwrap_or(&[]), handle.size)
+                .map_err(|e| Error::corruption(file.path(), handle.offset, e.to_string()))
+        };
+        let filter = BloomFilter::from_contents(block(footer.filter)?)
+            .map_err(|d| Error::corruption(file.path(), footer.filter.offset, d))?;
+        let properties = Properties::decode(block(footer.properties)?)
+            .map_err(|d| Error::corruption(file.path(), footer.properties.offset, d))?;
+        let index = Index::decode(Rc::from(block(footer.index)?), layout.data_end)
+            .map_err(|e| block_error(&file, footer.index, e))?;
+        let table = Table {
+            file,
+            file_number,
+            file_size,
+            cache,
+            index,
+            filter,
+            properties,
+            entries: footer.entries,
+            scratch: Cell::default(),
+        };
+        table.check_properties(&footer)?;
+        Ok(table)
+    }
+
+    /// Cross-checks the properties against the index and the entry count.
+    fn check_properties(&self, footer: &Footer) -> Result<()> {
+        let p = &self.properties;
+        let fail = |detail: &str| {
+            Err(Error::corruption(
+                self.file.path(),
+                footer.properties.offset,
+                detail.to_string(),
+            ))
+        };
+        if self.index.is_empty() {
+            if self.entries != 0 || !p.smallest.is_empty() || !p.largest.is_empty() {
+                return fail("table without data blocks claims entries or keys");
+            }
+            return Ok(());
+        }
+        if self.entries < self.index.len() as u64 {
+            return fail("fewer entries than data blocks");
+        }
+        if parse_internal(&p.smallest).is_none() || parse_internal(&p.largest).is_none() {
+            return fail("smallest or largest is not an internal key");
+        }
+        if compare_internal(&p.smallest, &p.largest) == Ordering::Greater {
+            return fail("smallest key sorts after largest key");
+        }
+        if p.largest != self.index.key(self.index.len() - 1) {
+            return fail("largest key differs from the index's last key");
+        }
+        Ok(())
+    }
+
+    /// False only if no version of `user_key` is in this table (bloom filter).
+    #[inline]
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.may_contain(user_key)
+    }
+
+    /// The newest version of `user_key` with sequence number `<= snapshot_seq` in this table,
+    /// or `None`. Checks the bloom filter first.
+    pub async fn get(
+        &self,
+        user_key_wanted: &[u8],
+        snapshot_seq: SeqNo,
+    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        if !self.may_contain(user_key_wanted) {
+            return Ok(None);
+        }
+        let mut scratch = self.scratch.take();
+        scratch.target.clear();
+        encode_internal(
+            &mut scratch.target,
+            user_key_wanted,
+            snapshot_seq.min(crate::key::SEQ_MAX),
+            ValueKind::Put,
+        );
+        let result = self.get_in_block(user_key_wanted, &mut scratch).await;
+        self.scratch.set(scratch);
+        result
+    }
+
+    async fn get_in_block(
+        &self,
+        user_key_wanted: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        let Some(i) = self.index.find(&scratch.target) else {
+            return Ok(None);
+        };
+        let handle = self.data_handle(i)?;
+        let data = self.read_block(handle).await?;
+        let mut it = BlockIter::with_key_buffer(data, std::mem::take(&mut scratch.key))
+            .map_err(|e| block_error(&self.file, handle, e))?;
+        let found = it.seek(&scratch.target);
+        let result = match found {
+            Err(e) => Err(block_error(&self.file, handle, e)),
+            Ok(()) if !it.valid() => Err(Error::corruption(
+                self.file.path(),
+                handle.offset,
+                "data block ends before its index key",
+            )),
+            Ok(()) if user_key(it.key()) != user_key_wanted => Ok(None),
+            Ok(()) => match parse_internal(it.key()) {
+                Some(parsed) => Ok(Some((parsed.kind, it.value().to_vec()))),
+                None => Err(Error::corruption(
+                    self.file.path(),
+                    handle.offset,
+                    "data block key is not an internal key",
+                )),
+            },
+        };
+        scratch.key = it.into_key_buffer();
+        result
+    }
+
+    /// An iterator over the whole table, unpositioned.
+    pub fn iter(self: &Rc<Self>) -> TableIter<F> {
+        TableIter::new(self.clone())
+    }
+
+    /// The file number this table was opened as (its block cache key).
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// Length of the file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// Number of entries, as recorded in the footer.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Smallest internal key (empty for a table without entries).
+    pub fn smallest(&self) -> &[u8] {
+        &self.properties.smallest
+    }
+
+    /// Largest internal key (empty for a table without entries).
+    pub fn largest(&self) -> &[u8] {
+        &self.properties.largest
+    }
+
+    /// Memory pinned by this table: index, filter and key bounds.
+    pub fn pinned_bytes(&self) -> usize {
+        self.index.memory_bytes()
+            + self.filter.memory_bytes()
+            + self.properties.smallest.capacity()
+            + self.properties.largest.capacity()
+    }
+
+    /// Number of data blocks.
+    pub fn data_blocks(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Path of the file (for error messages).
+    pub fn path(&self) -> &std::path::Path {
+        self.file.path()
+    }
+
+    pub(super) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Handle of data block `i`, or a corruption error if the index has no such block.
+    pub(super) fn data_handle(&self, i: usize) -> Result<BlockHandle> {
+        self.index.handle(i).ok_or_else(|| {
+            Error::corruption(self.file.path(), 0, format!("no data block number {i}"))
+        })
+    }
+
+    /// Contents of a data block: from the cache, or read, checked and cached.
+    pub(super) async fn read_block(&self, handle: BlockHandle) -> Result<Rc<[u8]>> {
+        if let Some(block) = self.cache.get(self.file_number, handle.offset) {
+            return Ok(block);
+        }
+        let block = self.read_block_from_disk(handle).await?;
+        self.cache
+            .insert(self.file_number, handle.offset, block.clone());
+        Ok(block)
+    }
+
+    /// Reads a block and checks its trailer, bypassing the cache.
+    pub(super) async fn read_block_from_disk(&self, handle: BlockHandle) -> Result<Rc<[u8]>> {
+        let raw = self
+            .file
+            .read_at(
+                handle.offset,
+                handle.size as usize + super::handle::BLOCK_TRAILER_LEN,
+            )
+            .await?;
+        let contents = check_block(&raw, handle.size)
+            .map_err(|e| Error::corruption(self.file.path(), handle.offset, e.to_string()))?;
+        Ok(Rc::from(contents))
+    }
+
+    /// Wraps a block-level decoding error with this file and the block's offset.
+    pub(super) fn block_error(&self, handle: BlockHandle, e: BlockCorruption) -> Error {
+        block_error(&self.file, handle, e)
+    }
+
+    /// Reads every block from disk (not from the cache), checks every checksum, the layout,
+    /// key order across the whole table, the index keys, the key bounds, the entry count and
+    /// that the filter admits every user key. Returns the number of entries.
+    pub async fn verify(&self) -> Result<u64> {
+        let corrupt =
+            |offset: u64, detail: String| Error::corruption(self.file.path(), offset, detail);
+        let footer_at = self.file_size - FOOTER_LEN as u64;
+        let raw = self.file.read_at(footer_at, FOOTER_LEN).await?;
+        let footer = Footer::decode(&raw).map_err(|e| corrupt(footer_at, e.to_string()))?;
+        for handle in [footer.filter, footer.properties, footer.index] {
+            self.read_block_from_disk(handle).await?;
+        }
+        let mut previous: Vec<u8> = Vec::new();
+        let mut count = 0u64;
+        let mut it = BlockIter::empty();
+        for i in 0..self.index.len() {
+            let handle = self.data_handle(i)?;
+            let data = self.read_block_from_disk(handle).await?;
+            it.reset(data).map_err(|e| self.block_error(handle, e))?;
+            it.seek_to_first()
+                .map_err(|e| self.block_error(handle, e))?;
+            if !it.valid() {
+                return Err(corrupt(handle.offset, "empty data block".into()));
+            }
+            while it.valid() {
+                let key = it.key();
+                if parse_internal(key).is_none() {
+                    return Err(corrupt(
+                        handle.offset,
+                        format!("entry {count}: bad internal key"),
+                    ));
+                }
+                if count == 0 {
+                    if key != self.smallest() {
+                        return Err(corrupt(
+                            handle.offset,
+                            "first key is not the smallest".into(),
+                        ));
+                    }
+                } else if compare_internal(&previous, key) != Ordering::Less {
+                    return Err(corrupt(
+                        handle.offset,
+                        format!("entry {count}: keys out of order"),
+                    ));
+                }
+                if (count == 0 || user_key(&previous) != user_key(key))
+                    && !self.may_contain(user_key(key))
+                {
+                    return Err(corrupt(
+                        footer.filter.offset,
+                        format!("entry {count}: bloom filter rejects a key in the table"),
+                    ));
+                }
+                previous.clear();
+                previous.extend_from_slice(key);
+                count += 1;
+                it.next().map_err(|e| self.block_error(handle, e))?;
+            }
+            if previous != self.index.key(i) {
+                return Err(corrupt(
+                    handle.offset,
+                    "last key differs from the index key".into(),
+                ));
+            }
+        }
+        if count != self.entries {
+            return Err(corrupt(
+                footer_at,
+                format!("footer says {} entries, blocks hold {count}", self.entries),
+            ));
+        }
+        Ok(count)
+    }
+}
+
+fn block_error<F: StorageFile>(file: &F, handle: BlockHandle, e: BlockCorruption) -> Error {
+    Error::corruption(
+        file.path(),
+        handle.offset + e.offset as u64,
+        format!("block at {}: {}", handle.offset, e.detail),
+    )
+}
+
+/// Where the blocks before the footer must be.
+struct MetaLayout {
+    /// End of the data blocks (= start of the filter block).
+    data_end: u64,
+}
+
+/// Checks that filter, properties and index blocks are back to back and end at the footer.
+fn check_meta_layout(footer: &Footer, footer_at: u64) -> std::result::Result<MetaLayout, String> {
+    let mut expected = footer.filter.offset;
+    for (name, handle) in [
+        ("filter", footer.filter),
+        ("properties", footer.properties),
+        ("index", footer.index),
+    ] {
+        if handle.offset != expected {
+            return Err(format!(
+                "{name} block at {} where {expected} was expected",
+                handle.offset
+            ));
+        }
+        match handle.end_with_trailer() {
+            Some(end) if end <= footer_at => expected = end,
+            _ => {
+                return Err(format!(
+                    "{name} block at {} of {} bytes runs past the footer at {footer_at}",
+                    handle.offset, handle.size
+                ))
+            }
+        }
+    }
+    if expected != footer_at {
+        return Err(format!(
+            "index block ends at {expected}, footer starts at {footer_at}"
+        ));
+    }
+    Ok(MetaLayout {
+        data_end: footer.filter.offset,
+    })
+}

@@ -2,7 +2,6 @@
 //! orphans left by a crash, replay the WAL into a memtable, and start a new WAL segment.
 
 use super::batch::decode as decode_batch;
-use super::notify::{LocalMutex, Notify};
 use super::read::SnapshotRegistry;
 use super::stats::Counters;
 use super::version::{TableFile, Version};
@@ -12,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::manifest::{Manifest, LEVELS};
 use crate::memtable::Memtable;
+use crate::notify::{LocalMutex, Notify};
 use crate::sstable::Table;
 use crate::wal::{Wal, WalOptions};
 use std::cell::{Cell, RefCell};

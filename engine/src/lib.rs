@@ -14,6 +14,7 @@ pub mod io;
 pub mod key;
 pub mod manifest;
 pub mod memtable;
+pub mod notify;
 pub mod sstable;
 pub mod wal;
 

@@ -119,7 +119,6 @@ impl WriteBatch {
 }
 
 /// A batch decoded from a WAL payload.
-#[allow(dead_code)] // used once the db replays the WAL; keeps clippy -D warnings clean meanwhile
 pub struct DecodedBatch<'a> {
     pub first_seq: SeqNo,
     pub ops: OpIter<'a>,
@@ -131,7 +130,6 @@ pub struct DecodedBatch<'a> {
 pub struct BatchDecodeError(pub usize);
 
 /// Decodes a WAL payload produced by [`WriteBatch::encode_into`].
-#[allow(dead_code)] // used once the db replays the WAL; keeps clippy -D warnings clean meanwhile
 pub fn decode(payload: &[u8]) -> Result<DecodedBatch<'_>, BatchDecodeError> {
     let first_seq = read_u64(payload, 0).ok_or(BatchDecodeError(0))?;
     let count = read_u32(payload, 8).ok_or(BatchDecodeError(8))?;

@@ -2,6 +2,8 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap as Model;
 
+type Versions = Vec<(SeqNo, Option<Vec<u8>>)>;
+
 #[test]
 fn newest_visible_version_wins() {
     let m = Memtable::new();
@@ -62,7 +64,7 @@ proptest! {
     #[test]
     fn matches_a_btreemap_model(ops in prop::collection::vec((0u8..20, any::<bool>(), 0u8..4), 1..200)) {
         let m = Memtable::new();
-        let mut model: Model<Vec<u8>, Vec<(SeqNo, Option<Vec<u8>>)>> = Model::new();
+        let mut model: Model<Vec<u8>, Versions> = Model::new();
         for (seq, (k, is_put, v)) in ops.iter().enumerate() {
             let seq = seq as SeqNo + 1;
             let key = vec![b'k'; *k as usize + 1];

@@ -13,11 +13,11 @@
 //! the buffer was empty); once `poisoned` is set nothing is written again.
 
 use super::buffer::LogBuffer;
-use super::notify::Notify;
 use super::segment::segment_path;
 use super::{Durability, WalOptions, WalStats};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, StorageFile, ALIGN};
+use crate::notify::Notify;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;

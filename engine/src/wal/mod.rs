@@ -18,7 +18,6 @@ mod buffer;
 mod durability;
 mod group_commit;
 mod log_file;
-mod notify;
 pub mod record;
 mod replay;
 mod scan;

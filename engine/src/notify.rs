@@ -1,4 +1,6 @@
-//! A single-threaded notification primitive: a generation counter plus a waker list.
+//! Single-threaded wake-ups for a shard's tasks: [`Notify`] (a generation counter plus a
+//! waker list) and [`LocalMutex`], an async mutual-exclusion flag built on it. Used by the WAL
+//! (group commit) and the database (flush, compaction, stalls). Nothing here blocks a thread.
 //!
 //! A waiter reads [`Notify::generation`], checks its condition, and if it must wait awaits
 //! [`Notify::notified`] with the generation it read; [`Notify::notify_all`] bumps the
@@ -32,6 +34,11 @@ impl Notify {
         for waker in wakers.drain(..) {
             waker.wake();
         }
+    }
+
+    /// Resolves at the first `notify_all` after this call.
+    pub fn wait(&self) -> Notified<'_> {
+        self.notified(self.generation())
     }
 
     /// Resolves once the generation differs from `seen`.
@@ -74,6 +81,38 @@ impl Future for Notified<'_> {
             }
         }
         Poll::Pending
+    }
+}
+
+/// An async mutual-exclusion flag for one thread (e.g. one compaction at a time).
+#[derive(Default, Debug)]
+pub struct LocalMutex {
+    held: Cell<bool>,
+    released: Notify,
+}
+
+/// Releases the [`LocalMutex`] when dropped.
+pub struct LocalGuard<'a> {
+    mutex: &'a LocalMutex,
+}
+
+impl LocalMutex {
+    /// Waits until the mutex is free, then takes it.
+    pub async fn lock(&self) -> LocalGuard<'_> {
+        loop {
+            if !self.held.get() {
+                self.held.set(true);
+                return LocalGuard { mutex: self };
+            }
+            self.released.wait().await;
+        }
+    }
+}
+
+impl Drop for LocalGuard<'_> {
+    fn drop(&mut self) {
+        self.mutex.held.set(false);
+        self.mutex.released.notify_all();
     }
 }
 

@@ -1,0 +1,118 @@
+//! Versions: immutable snapshots of which SSTables are live at each level.
+//!
+//! A new version is built by applying an edit to the current one and swapped in as a whole;
+//! readers and scans hold an `Rc<Version>` so the files they read stay open and on disk until
+//! they are done. Invariants: L0 is ordered newest file first (files may overlap); every level
+//! below holds files ordered by key whose user-key ranges do not overlap.
+
+use crate::error::Result;
+use crate::io::FileSystem;
+use crate::key::{user_key, SeqNo, ValueKind};
+use crate::manifest::{FileInfo, LEVELS};
+use crate::sstable::Table;
+use std::rc::Rc;
+
+/// A live SSTable: its manifest entry plus the open reader.
+pub struct TableFile<F: FileSystem> {
+    pub info: FileInfo,
+    pub table: Rc<Table<F::File>>,
+}
+
+impl<F: FileSystem> TableFile<F> {
+    /// Smallest user key in the file.
+    pub fn smallest_user(&self) -> &[u8] {
+        user_key(&self.info.smallest)
+    }
+
+    /// Largest user key in the file.
+    pub fn largest_user(&self) -> &[u8] {
+        user_key(&self.info.largest)
+    }
+
+    /// True if the file's user-key range meets [start, end] (None = unbounded).
+    pub fn overlaps(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+        start.is_none_or(|s| self.largest_user() >= s)
+            && end.is_none_or(|e| self.smallest_user() <= e)
+    }
+}
+
+/// The files of every level at one moment.
+pub struct Version<F: FileSystem> {
+    pub levels: Vec<Vec<Rc<TableFile<F>>>>,
+}
+
+impl<F: FileSystem> Default for Version<F> {
+    fn default() -> Self {
+        Version {
+            levels: (0..LEVELS).map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+impl<F: FileSystem> Version<F> {
+    /// A new version: this one minus `deleted` file numbers plus `added` files.
+    pub fn apply(&self, deleted: &[u64], added: Vec<Rc<TableFile<F>>>) -> Self {
+        let mut levels: Vec<Vec<Rc<TableFile<F>>>> = self
+            .levels
+            .iter()
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| !deleted.contains(&f.info.number))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        for f in added {
+            levels[f.info.level as usize].push(f);
+        }
+        levels[0].sort_by_key(|f| std::cmp::Reverse(f.info.number));
+        for files in levels.iter_mut().skip(1) {
+            files.sort_by(|a, b| a.smallest_user().cmp(b.smallest_user()));
+            debug_assert!(files
+                .windows(2)
+                .all(|w| w[0].largest_user() < w[1].smallest_user()));
+        }
+        Version { levels }
+    }
+
+    /// Looks `key` up as of `snapshot`: the newest version found, level by level.
+    pub async fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        for f in &self.levels[0] {
+            if f.smallest_user() <= key && key <= f.largest_user() {
+                if let Some(found) = f.table.get(key, snapshot).await? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        for files in self.levels.iter().skip(1) {
+            let i = files.partition_point(|f| f.largest_user() < key);
+            if let Some(f) = files.get(i) {
+                if f.smallest_user() <= key {
+                    if let Some(found) = f.table.get(key, snapshot).await? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Files per level.
+    pub fn file_counts(&self) -> Vec<usize> {
+        self.levels.iter().map(Vec::len).collect()
+    }
+
+    /// Bytes per level.
+    pub fn level_bytes(&self) -> Vec<u64> {
+        self.levels
+            .iter()
+            .map(|files| files.iter().map(|f| f.info.size).sum())
+            .collect()
+    }
+
+    /// Every live file.
+    pub fn all_files(&self) -> impl Iterator<Item = &Rc<TableFile<F>>> {
+        self.levels.iter().flatten()
+    }
+}

@@ -1,0 +1,126 @@
+//! The write path: admission (backpressure), sequencing, WAL append, memtable insert,
+//! memtable switch, and acknowledgement per the durability mode.
+
+use super::batch::WriteBatch;
+use super::{Inner, MemState};
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::memtable::Memtable;
+use crate::wal::Durability;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// WAL term of records written by a single node (Raft terms start at 1).
+pub const LOCAL_TERM: u64 = 0;
+
+pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, batch: &WriteBatch) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    batch.validate().map_err(Error::InvalidArgument)?;
+    inner.check_writable()?;
+    glommio::yield_if_needed().await;
+    throttle(inner).await?;
+
+    let (index, last_seq) = {
+        let _guard = inner.write_lock.lock().await;
+        inner.check_writable()?;
+        let first_seq = inner.last_seq.get() + 1;
+        let last_seq = first_seq + batch.len() as u64 - 1;
+        let mut payload = std::mem::take(&mut *inner.payload_buf.borrow_mut());
+        payload.clear();
+        batch.encode_into(first_seq, &mut payload);
+        let appended = inner.wal.append(LOCAL_TERM, &payload).await;
+        *inner.payload_buf.borrow_mut() = payload;
+        let index = match appended {
+            Ok(i) => i,
+            Err(e) => return inner.fail(e),
+        };
+        inner.last_seq.set(last_seq);
+        let mut user_bytes = 0u64;
+        {
+            let active = inner.active.borrow();
+            for (i, op) in batch.iter().enumerate() {
+                // The batch was validated above, so decoding cannot fail here.
+                let Ok(op) = op else { continue };
+                active
+                    .mem
+                    .insert(op.key, first_seq + i as u64, op.kind, op.value);
+                user_bytes += (op.key.len() + op.value.len()) as u64;
+            }
+        }
+        inner.active.borrow_mut().last_index = index;
+        inner
+            .counters
+            .add_user_write(user_bytes, batch.len() as u64);
+        let full = inner.active.borrow().mem.approximate_bytes() >= inner.opts.memtable_bytes_max;
+        if full && inner.immutables.borrow().len() < inner.max_immutables {
+            switch_memtable(inner).await?;
+        }
+        (index, last_seq)
+    };
+
+    if inner.opts.durability == Durability::Sync {
+        if let Err(e) = inner.wal.wait_durable(index).await {
+            return inner.fail(e);
+        }
+    }
+    if inner.visible_seq.get() < last_seq {
+        inner.visible_seq.set(last_seq);
+    }
+    Ok(())
+}
+
+/// Freezes the active memtable and starts a new one with a new WAL segment. Runs under the
+/// write lock, so the frozen memtable holds exactly the records of the segments before it.
+pub(crate) async fn switch_memtable<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
+    let segment = match inner.wal.rotate().await {
+        Ok(s) => s,
+        Err(e) => return inner.fail(e),
+    };
+    let last_index = inner.active.borrow().last_index;
+    let frozen = std::mem::replace(
+        &mut *inner.active.borrow_mut(),
+        MemState {
+            mem: Rc::new(Memtable::new()),
+            first_segment: segment,
+            last_index,
+        },
+    );
+    inner.immutables.borrow_mut().push_back(frozen);
+    inner.bg_wake.notify_all();
+    Ok(())
+}
+
+/// Backpressure. Writers wait (a stall) only when the memtables are at the memory budget or
+/// L0 reached the stop trigger; between the slowdown and stop triggers each write is delayed
+/// by a small amount that grows with the L0 file count, which hands the CPU to compaction.
+async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
+    let opts = &inner.opts;
+    let mut stalled_since: Option<Instant> = None;
+    loop {
+        inner.check_writable()?;
+        let l0 = inner.version.borrow().levels[0].len();
+        let memory_full = inner.immutables.borrow().len() >= inner.max_immutables
+            && inner.active.borrow().mem.approximate_bytes() >= opts.memtable_bytes_max;
+        if l0 < opts.l0_stop_trigger && !memory_full {
+            break;
+        }
+        stalled_since.get_or_insert_with(Instant::now);
+        let done = inner.bg_done.wait();
+        inner.bg_wake.notify_all();
+        done.await;
+    }
+    if let Some(since) = stalled_since {
+        inner.counters.add_stall(since.elapsed());
+    }
+    let l0 = inner.version.borrow().levels[0].len();
+    if l0 >= opts.l0_slowdown_trigger {
+        let over = (l0 + 1 - opts.l0_slowdown_trigger) as u64;
+        let delay = Duration::from_micros(20 * over);
+        let since = Instant::now();
+        glommio::timer::sleep(delay).await;
+        inner.counters.add_slowdown(since.elapsed());
+    }
+    Ok(())
+}

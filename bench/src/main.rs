@@ -7,8 +7,6 @@
 //! printed and written as JSON), [`shard`] (the per-shard side of a run).
 
 mod embedded;
-// TEMPORARY: in-memory stand-in for the engine's Db; delete when merging main.
-mod engine_shim;
 mod latency;
 mod report;
 mod shard;

@@ -25,10 +25,14 @@ pub struct WorkloadReport {
     pub disk_bytes_written: u64,
     /// User bytes (key + value) the engine accepted during this workload.
     pub user_bytes_written: u64,
-    /// disk_bytes_written / user_bytes_written for this workload; None for reads.
+    /// disk_bytes_written / user_bytes_written for this workload; None for reads. Bytes
+    /// still buffered (WAL tail, memtables) when the workload ends count for later
+    /// workloads; the end-of-run figures in `shard_stats` include everything.
     pub write_amplification: Option<f64>,
-    /// Time writers were stalled by backpressure, summed over shards.
+    /// Time writers waited for flush or compaction (stalls), summed over shards.
     pub stall_ms: f64,
+    /// Time writers were slowed down by backpressure, summed over shards.
+    pub slowdown_ms: f64,
 }
 
 /// One shard's engine state at the end of the run.
@@ -41,6 +45,10 @@ pub struct ShardFinalStats {
     pub level_files: Vec<u64>,
     pub level_bytes: Vec<u64>,
     pub compaction_debt_bytes: u64,
+    pub wal_syncs: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    pub memory_used_bytes: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
 }
@@ -87,7 +95,10 @@ impl WorkloadReport {
             Some(amplification) => line.push_str(&format!("; write-amp {amplification:.2}")),
             None => line.push_str("; write-amp -"),
         }
-        line.push_str(&format!("; stall {:.1} ms", self.stall_ms));
+        line.push_str(&format!(
+            "; stall {:.1} ms, slowdown {:.1} ms",
+            self.stall_ms, self.slowdown_ms
+        ));
         line
     }
 }

@@ -10,15 +10,12 @@
 //! Invariant: a shard sends exactly one `Exited` message, last, however it ends (even when
 //! its executor could not start), so the coordinator never waits for a dead shard.
 
-// TEMPORARY: the shim stands in for `ringkv_engine::db::{Db, DbStats}` until the engine's
-// database lands on main. Replace this import with the real one when merging.
-use crate::engine_shim::{Db, DbStats};
 use crate::latency::{new_histogram, record};
 use crate::report::ShardFinalStats;
 use crate::workload::{write_key, OpSequence, ValuePool, Workload};
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use ringkv_engine::db::DbOptions;
+use ringkv_engine::db::{Db, DbOptions, DbStats};
 use ringkv_engine::io::DmaFs;
 use ringkv_proto::slot::{shard_of_slot, slot_of, stored_key};
 use std::cell::{Cell, RefCell};
@@ -54,6 +51,7 @@ pub struct ShardWorkloadResult {
     pub user_bytes_written: u64,
     pub disk_bytes_written: u64,
     pub stall_micros: u64,
+    pub slowdown_micros: u64,
 }
 
 /// Messages from a shard to the coordinator.
@@ -222,6 +220,7 @@ async fn run_workload(
             .disk_bytes_written
             .saturating_sub(before.disk_bytes_written),
         stall_micros: after.stall_micros.saturating_sub(before.stall_micros),
+        slowdown_micros: after.slowdown_micros.saturating_sub(before.slowdown_micros),
     })
 }
 
@@ -278,6 +277,10 @@ fn final_stats(shard: u16, stats: &DbStats) -> ShardFinalStats {
         level_files: stats.levels.iter().map(|level| level.files).collect(),
         level_bytes: stats.levels.iter().map(|level| level.bytes).collect(),
         compaction_debt_bytes: stats.compaction_debt_bytes,
+        wal_syncs: stats.wal_syncs,
+        flushes: stats.flushes,
+        compactions: stats.compactions,
+        memory_used_bytes: stats.memory_used_bytes,
         cache_hits: stats.cache_hits,
         cache_misses: stats.cache_misses,
     }

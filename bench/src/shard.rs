@@ -93,10 +93,11 @@ impl Drop for ExitNotice {
 
 /// Runs the shard; errors are reported to the coordinator as `Failed`.
 pub async fn run_shard(config: ShardConfig, go: flume::Receiver<usize>, notice: ExitNotice) {
+    let shard = config.shard;
     let events = notice.events.clone();
-    if let Err(error) = run(config.clone(), go, &events).await {
+    if let Err(error) = run(config, go, &events).await {
         let _ = events.send(FromShard::Failed {
-            shard: config.shard,
+            shard,
             error: format!("{error:#}"),
         });
     }

@@ -31,7 +31,7 @@ pub use stats::{DbStats, LevelStats};
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::key::SeqNo;
+use crate::key::{SeqNo, ValueKind};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::notify::{LocalMutex, Notify};
@@ -175,21 +175,17 @@ impl<F: FileSystem> Db<F> {
 
     /// Writes `value` under `key`.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put(key, value);
-        self.write(&batch).await
+        write::write(&self.inner, write::Ops::Single(ValueKind::Put, key, value)).await
     }
 
     /// Deletes `key`.
     pub async fn delete(&self, key: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete(key);
-        self.write(&batch).await
+        write::write(&self.inner, write::Ops::Single(ValueKind::Delete, key, &[])).await
     }
 
     /// Applies a batch atomically: all of it or none of it survives a crash.
     pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        write::write(&self.inner, batch).await
+        write::write(&self.inner, write::Ops::Batch(batch)).await
     }
 
     /// Reads the latest acknowledged value of `key`.

@@ -59,6 +59,8 @@ pub(crate) struct Inner<F: FileSystem> {
     pub dir: PathBuf,
     pub opts: DbOptions,
     pub max_immutables: usize,
+    /// Block cache capacity before pinned table metadata is subtracted.
+    pub cache_bytes_max: usize,
     pub wal: Rc<Wal<F>>,
     pub manifest: RefCell<Option<Manifest<F>>>,
     pub install_lock: LocalMutex,
@@ -168,6 +170,7 @@ impl<F: FileSystem> Db<F> {
     /// Opens (creating if needed) the database in `dir`. Must run on a glommio executor.
     pub async fn open(fs: F, dir: &Path, opts: DbOptions) -> Result<Self> {
         let inner = open::open(fs, dir, opts).await?;
+        flush::fit_cache_to_budget(&inner);
         let db = Db { inner };
         background::spawn(&db.inner)?;
         Ok(db)

@@ -110,6 +110,17 @@ impl BlockCache {
         debug_assert!(inner.used_bytes <= inner.capacity_bytes);
     }
 
+    /// Changes the capacity, evicting blocks until the cache fits in it.
+    pub fn set_capacity(&self, capacity_bytes: usize) {
+        let mut inner = self.inner.borrow_mut();
+        inner.capacity_bytes = capacity_bytes;
+        while inner.used_bytes > capacity_bytes {
+            if !inner.evict_one() {
+                break;
+            }
+        }
+    }
+
     /// Drops every block of a file (called when the file is deleted).
     pub fn evict_file(&self, file_number: u64) {
         let mut inner = self.inner.borrow_mut();
@@ -201,6 +212,17 @@ mod tests {
         cache.insert(1, 3, block(3000));
         assert!(cache.get(1, 0).is_some(), "hot block was evicted");
         assert!(cache.get(1, 1).is_none());
+    }
+
+    #[test]
+    fn shrinking_capacity_evicts() {
+        let cache = BlockCache::new(10_000);
+        for i in 0..3 {
+            cache.insert(1, i, block(3000));
+        }
+        cache.set_capacity(4_000);
+        let s = cache.stats();
+        assert!(s.used_bytes <= 4_000 && s.entries == 1, "{s:?}");
     }
 
     #[test]

@@ -85,18 +85,7 @@ impl WriteBatch {
     pub fn validate(&self) -> Result<(), String> {
         for op in self.iter() {
             let op = op.map_err(|e| e.to_string())?;
-            if op.key.is_empty() || op.key.len() > KEY_BYTES_MAX {
-                return Err(format!(
-                    "key length {} outside 1..={KEY_BYTES_MAX}",
-                    op.key.len()
-                ));
-            }
-            if op.value.len() > VALUE_BYTES_MAX {
-                return Err(format!(
-                    "value length {} exceeds {VALUE_BYTES_MAX}",
-                    op.value.len()
-                ));
-            }
+            validate_op(op.key, op.value)?;
         }
         Ok(())
     }
@@ -115,6 +104,43 @@ impl WriteBatch {
             pos: 0,
             left: self.count,
         }
+    }
+}
+
+/// Checks one key and value against the engine's limits.
+pub fn validate_op(key: &[u8], value: &[u8]) -> Result<(), String> {
+    if key.is_empty() || key.len() > KEY_BYTES_MAX {
+        return Err(format!(
+            "key length {} outside 1..={KEY_BYTES_MAX}",
+            key.len()
+        ));
+    }
+    if value.len() > VALUE_BYTES_MAX {
+        return Err(format!(
+            "value length {} exceeds {VALUE_BYTES_MAX}",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Appends the WAL payload of a one-op batch without building a [`WriteBatch`] (the
+/// put/delete fast path): byte for byte what a batch holding just that op encodes to.
+pub fn encode_single(
+    first_seq: SeqNo,
+    kind: ValueKind,
+    key: &[u8],
+    value: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    if kind == ValueKind::Put {
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
     }
 }
 
@@ -223,6 +249,13 @@ mod tests {
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[1].kind, ValueKind::Delete);
         assert_eq!(ops[2].value, b"");
+        let mut single = Vec::new();
+        encode_single(7, ValueKind::Put, b"k", b"v", &mut single);
+        let mut one = WriteBatch::new();
+        one.put(b"k", b"v");
+        let mut expect = Vec::new();
+        one.encode_into(7, &mut expect);
+        assert_eq!(single, expect);
         for cut in 0..payload.len() {
             let res: Result<Vec<_>, _> = match decode(&payload[..cut]) {
                 Ok(d) => d.ops.collect(),

@@ -67,8 +67,23 @@ pub(crate) async fn install<F: FileSystem>(
     );
     *inner.version.borrow_mut() = Rc::new(new);
     drop(old);
+    fit_cache_to_budget(inner);
     purge_obsolete(inner).await;
     Ok(())
+}
+
+/// Index and filter blocks of open tables are pinned in memory; the block cache gives up
+/// what they take, so the shard stays within its memory budget.
+pub(crate) fn fit_cache_to_budget<F: FileSystem>(inner: &Inner<F>) {
+    let pinned: usize = inner
+        .current()
+        .all_files()
+        .map(|f| f.table.pinned_bytes())
+        .sum();
+    let floor = super::open::CACHE_BYTES_MIN / 4;
+    inner
+        .cache
+        .set_capacity(inner.cache_bytes_max.saturating_sub(pinned).max(floor));
 }
 
 /// Deletes files no version uses any more (and that are not live again after a move).

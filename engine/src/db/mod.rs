@@ -31,7 +31,7 @@ pub use stats::{DbStats, LevelStats};
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::key::SeqNo;
+use crate::key::{SeqNo, ValueKind};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::notify::{LocalMutex, Notify};
@@ -59,6 +59,8 @@ pub(crate) struct Inner<F: FileSystem> {
     pub dir: PathBuf,
     pub opts: DbOptions,
     pub max_immutables: usize,
+    /// Block cache capacity before pinned table metadata is subtracted.
+    pub cache_bytes_max: usize,
     pub wal: Rc<Wal<F>>,
     pub manifest: RefCell<Option<Manifest<F>>>,
     pub install_lock: LocalMutex,
@@ -168,6 +170,7 @@ impl<F: FileSystem> Db<F> {
     /// Opens (creating if needed) the database in `dir`. Must run on a glommio executor.
     pub async fn open(fs: F, dir: &Path, opts: DbOptions) -> Result<Self> {
         let inner = open::open(fs, dir, opts).await?;
+        flush::fit_cache_to_budget(&inner);
         let db = Db { inner };
         background::spawn(&db.inner)?;
         Ok(db)
@@ -175,21 +178,17 @@ impl<F: FileSystem> Db<F> {
 
     /// Writes `value` under `key`.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put(key, value);
-        self.write(&batch).await
+        write::write(&self.inner, write::Ops::Single(ValueKind::Put, key, value)).await
     }
 
     /// Deletes `key`.
     pub async fn delete(&self, key: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete(key);
-        self.write(&batch).await
+        write::write(&self.inner, write::Ops::Single(ValueKind::Delete, key, &[])).await
     }
 
     /// Applies a batch atomically: all of it or none of it survives a crash.
     pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
-        write::write(&self.inner, batch).await
+        write::write(&self.inner, write::Ops::Batch(batch)).await
     }
 
     /// Reads the latest acknowledged value of `key`.

@@ -22,7 +22,7 @@ use std::rc::Rc;
 /// Bytes the WAL may buffer before appenders wait.
 pub(crate) const WAL_BUFFER_BYTES: usize = 8 << 20;
 /// Smallest block cache a shard runs with.
-const CACHE_BYTES_MIN: usize = 4 << 20;
+pub(crate) const CACHE_BYTES_MIN: usize = 4 << 20;
 
 /// Splits the memory budget: (block cache bytes, max frozen memtables).
 pub(crate) fn plan_memory(opts: &DbOptions) -> Result<(usize, usize)> {
@@ -129,6 +129,7 @@ pub(crate) async fn open<F: FileSystem>(
         dir: dir.to_path_buf(),
         opts,
         max_immutables,
+        cache_bytes_max: cache_bytes,
         wal,
         manifest: RefCell::new(Some(manifest)),
         install_lock: LocalMutex::default(),

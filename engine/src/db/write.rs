@@ -1,10 +1,11 @@
 //! The write path: admission (backpressure), sequencing, WAL append, memtable insert,
 //! memtable switch, and acknowledgement per the durability mode.
 
-use super::batch::WriteBatch;
+use super::batch::{encode_single, validate_op, WriteBatch};
 use super::{Inner, MemState};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
+use crate::key::{SeqNo, ValueKind};
 use crate::memtable::Memtable;
 use crate::wal::Durability;
 use std::rc::Rc;
@@ -13,11 +14,62 @@ use std::time::{Duration, Instant};
 /// WAL term of records written by a single node (Raft terms start at 1).
 pub const LOCAL_TERM: u64 = 0;
 
-pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, batch: &WriteBatch) -> Result<()> {
-    if batch.is_empty() {
+/// What one write applies: a batch, or a single put/delete (no batch built for it).
+#[derive(Clone, Copy)]
+pub(crate) enum Ops<'a> {
+    Batch(&'a WriteBatch),
+    Single(ValueKind, &'a [u8], &'a [u8]),
+}
+
+impl Ops<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Ops::Batch(b) => b.len(),
+            Ops::Single(..) => 1,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self {
+            Ops::Batch(b) => b.validate(),
+            Ops::Single(_, k, v) => validate_op(k, v),
+        }
+        .map_err(Error::InvalidArgument)
+    }
+
+    fn encode_into(&self, first_seq: SeqNo, out: &mut Vec<u8>) {
+        match self {
+            Ops::Batch(b) => b.encode_into(first_seq, out),
+            Ops::Single(kind, k, v) => encode_single(first_seq, *kind, k, v, out),
+        }
+    }
+
+    /// Inserts every op into `mem`; returns the key and value bytes inserted.
+    fn insert_into(&self, mem: &Memtable, first_seq: SeqNo) -> u64 {
+        match self {
+            Ops::Batch(b) => {
+                let mut bytes = 0;
+                for (i, op) in b.iter().enumerate() {
+                    // The batch was validated before it was admitted, so it decodes.
+                    let Ok(op) = op else { continue };
+                    mem.insert(op.key, first_seq + i as u64, op.kind, op.value);
+                    bytes += (op.key.len() + op.value.len()) as u64;
+                }
+                bytes
+            }
+            Ops::Single(kind, k, v) => {
+                mem.insert(k, first_seq, *kind, v);
+                (k.len() + v.len()) as u64
+            }
+        }
+    }
+}
+
+pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, ops: Ops<'_>) -> Result<()> {
+    if ops.len() == 0 {
         return Ok(());
     }
-    batch.validate().map_err(Error::InvalidArgument)?;
+    ops.validate()?;
     inner.check_writable()?;
     glommio::yield_if_needed().await;
     throttle(inner).await?;
@@ -26,10 +78,10 @@ pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, batch: &WriteBatc
         let _guard = inner.write_lock.lock().await;
         inner.check_writable()?;
         let first_seq = inner.last_seq.get() + 1;
-        let last_seq = first_seq + batch.len() as u64 - 1;
+        let last_seq = first_seq + ops.len() as u64 - 1;
         let mut payload = std::mem::take(&mut *inner.payload_buf.borrow_mut());
         payload.clear();
-        batch.encode_into(first_seq, &mut payload);
+        ops.encode_into(first_seq, &mut payload);
         let appended = inner.wal.append(LOCAL_TERM, &payload).await;
         *inner.payload_buf.borrow_mut() = payload;
         let index = match appended {
@@ -37,22 +89,9 @@ pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, batch: &WriteBatc
             Err(e) => return inner.fail(e),
         };
         inner.last_seq.set(last_seq);
-        let mut user_bytes = 0u64;
-        {
-            let active = inner.active.borrow();
-            for (i, op) in batch.iter().enumerate() {
-                // The batch was validated above, so decoding cannot fail here.
-                let Ok(op) = op else { continue };
-                active
-                    .mem
-                    .insert(op.key, first_seq + i as u64, op.kind, op.value);
-                user_bytes += (op.key.len() + op.value.len()) as u64;
-            }
-        }
+        let user_bytes = ops.insert_into(&inner.active.borrow().mem, first_seq);
         inner.active.borrow_mut().last_index = index;
-        inner
-            .counters
-            .add_user_write(user_bytes, batch.len() as u64);
+        inner.counters.add_user_write(user_bytes, ops.len() as u64);
         let full = inner.active.borrow().mem.approximate_bytes() >= inner.opts.memtable_bytes_max;
         if full && inner.immutables.borrow().len() < inner.max_immutables {
             switch_memtable(inner).await?;

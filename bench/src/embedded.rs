@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Memory each executor preallocates and registers with io_uring for storage I/O.
 const IO_MEMORY_BYTES: usize = 8 << 20;
+/// How long one task queue runs before it must let the others (flush, compaction) in.
+const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Flags of `ringkv-bench embedded`.
 #[derive(Args, Debug, Clone)]
@@ -63,9 +65,11 @@ pub struct EmbeddedArgs {
     /// Keep the temporary data directory at exit.
     #[arg(long)]
     pub keep: bool,
-    /// Memory budget per shard in MiB; the memtable gets a quarter of it, at most the
-    /// engine's default. The engine refuses budgets below two memtables plus its WAL buffer
-    /// and block cache (24 MiB is the smallest that works today) [default: engine's].
+    /// Memory budget per shard in MiB (memtables, block cache, WAL buffer); the memtable gets
+    /// a quarter of it, at most the engine's default. The engine refuses budgets below two
+    /// memtables plus its WAL buffer and block cache (24 MiB is the smallest that works)
+    /// [default: half of this machine's memory divided among the shards, at most 8 GiB each,
+    /// the way a buffered-I/O engine would use the page cache].
     #[arg(long)]
     pub memory_mb: Option<u64>,
     /// Seed of the key and value generators.
@@ -158,6 +162,7 @@ pub fn run(args: EmbeddedArgs) -> anyhow::Result<()> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringkv-shard-{shard}"))
             .io_memory(IO_MEMORY_BYTES)
+            .preempt_timer(PREEMPT_TIMER)
             .spawn(move || run_shard(config, go_rx, notice))
             .map_err(|e| anyhow!("starting the executor of shard {shard}: {e}"))?;
         handles.push(handle);
@@ -259,12 +264,33 @@ pub fn key_space(args: &EmbeddedArgs) -> u64 {
     args.key_space.unwrap_or(args.num)
 }
 
+/// Default memory budget per shard: half of physical memory shared by the shards, capped.
+fn default_memory_mb(shards: u16) -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let per_shard_mb = total_kb / 1024 / 2 / u64::from(shards.max(1));
+    Some(per_shard_mb.clamp(64, 8 << 10))
+}
+
 fn db_options(args: &EmbeddedArgs) -> DbOptions {
     let mut options = DbOptions {
         durability: args.durability,
         ..DbOptions::default()
     };
-    if let Some(mb) = args.memory_mb {
+    let memory_mb = args
+        .memory_mb
+        .or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            default_memory_mb(args.shards.unwrap_or(cores as u16))
+        });
+    if let Some(mb) = memory_mb {
         let budget = usize::try_from(mb << 20).unwrap_or(usize::MAX);
         options.memory_budget_bytes = budget;
         options.memtable_bytes_max = options.memtable_bytes_max.min(budget / 4).max(1 << 20);

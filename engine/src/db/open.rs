@@ -24,6 +24,10 @@ pub(crate) const WAL_BUFFER_BYTES: usize = 8 << 20;
 /// Smallest block cache a shard runs with.
 pub(crate) const CACHE_BYTES_MIN: usize = 4 << 20;
 
+/// Most memtables (one active, the rest frozen) a shard keeps; beyond that, memory is worth
+/// more as block cache.
+const MEMTABLES_MAX: usize = 4;
+
 /// Splits the memory budget: (block cache bytes, max frozen memtables).
 pub(crate) fn plan_memory(opts: &DbOptions) -> Result<(usize, usize)> {
     let memtable = opts.memtable_bytes_max.max(1 << 20);
@@ -38,7 +42,7 @@ pub(crate) fn plan_memory(opts: &DbOptions) -> Result<(usize, usize)> {
     }
     // Give memtables up to half of what is left after fixed needs, at least two of them.
     let spare = opts.memory_budget_bytes - fixed;
-    let memtables = (spare / 2 / memtable).max(2);
+    let memtables = (spare / 2 / memtable).clamp(2, MEMTABLES_MAX);
     let cache = opts.memory_budget_bytes - WAL_BUFFER_BYTES - memtables * memtable;
     Ok((cache, memtables - 1))
 }

@@ -131,9 +131,15 @@ pub(crate) async fn switch_memtable<F: FileSystem>(inner: &Rc<Inner<F>>) -> Resu
     Ok(())
 }
 
+/// Longest delay added to one write by the smooth slowdown.
+const SLOWDOWN_DELAY_MAX: Duration = Duration::from_micros(500);
+
 /// Backpressure. Writers wait (a stall) only when the memtables are at the memory budget or
-/// L0 reached the stop trigger; between the slowdown and stop triggers each write is delayed
-/// by a small amount that grows with the L0 file count, which hands the CPU to compaction.
+/// L0 reached the stop trigger. Before that they are slowed smoothly: once every frozen
+/// memtable slot is taken and the active memtable is more than half full, or once L0 passes
+/// the slowdown trigger, each write sleeps for a delay that grows with the pressure (up to
+/// `SLOWDOWN_DELAY_MAX`). Sleeping hands the core to the flush and compaction tasks, so they
+/// catch up before writers would have to stop.
 async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     let opts = &inner.opts;
     let mut stalled_since: Option<Instant> = None;
@@ -153,13 +159,29 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     if let Some(since) = stalled_since {
         inner.counters.add_stall(since.elapsed());
     }
-    let l0 = inner.version.borrow().levels[0].len();
-    if l0 >= opts.l0_slowdown_trigger {
-        let over = (l0 + 1 - opts.l0_slowdown_trigger) as u64;
-        let delay = Duration::from_micros(20 * over);
+    let pressure = pressure(inner);
+    if pressure > 0.0 {
+        let delay = SLOWDOWN_DELAY_MAX.mul_f64(pressure.min(1.0));
         let since = Instant::now();
         glommio::timer::sleep(delay).await;
         inner.counters.add_slowdown(since.elapsed());
     }
     Ok(())
+}
+
+/// How close writers are to a stall, from 0 (no pressure) to 1 (about to stall).
+fn pressure<F: FileSystem>(inner: &Inner<F>) -> f64 {
+    let opts = &inner.opts;
+    let mut pressure: f64 = 0.0;
+    if inner.immutables.borrow().len() >= inner.max_immutables {
+        let fill = inner.active.borrow().mem.approximate_bytes() as f64
+            / opts.memtable_bytes_max.max(1) as f64;
+        pressure = pressure.max((fill - 0.5) * 2.0);
+    }
+    let l0 = inner.version.borrow().levels[0].len();
+    if l0 >= opts.l0_slowdown_trigger {
+        let span = (opts.l0_stop_trigger - opts.l0_slowdown_trigger).max(1) as f64;
+        pressure = pressure.max((l0 + 1 - opts.l0_slowdown_trigger) as f64 / span);
+    }
+    pressure
 }

@@ -284,12 +284,10 @@ fn db_options(args: &EmbeddedArgs) -> DbOptions {
         durability: args.durability,
         ..DbOptions::default()
     };
-    let memory_mb = args
-        .memory_mb
-        .or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            default_memory_mb(args.shards.unwrap_or(cores as u16))
-        });
+    let memory_mb = args.memory_mb.or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        default_memory_mb(args.shards.unwrap_or(cores as u16))
+    });
     if let Some(mb) = memory_mb {
         let budget = usize::try_from(mb << 20).unwrap_or(usize::MAX);
         options.memory_budget_bytes = budget;

@@ -1,6 +1,8 @@
-//! ringkv-tests: end-to-end tests (none yet).
+//! ringkv-tests: end-to-end tests and their shared helpers.
 //!
-//! Scenarios will live one per file in `tests/`, each starting real `ringkv-server`
-//! processes and talking to them with `ringkv-client` (DESIGN.md §1, STYLE.md rule 9). The
-//! library will hold the shared helpers: spawning a node in a temporary directory, waiting
-//! for its ports, and tearing it down.
+//! Scenarios live one per file in `tests/`, each starting real processes: today the engine
+//! crash test (`tests/engine_crash.rs`), which SIGKILLs a child that ingests through the
+//! embedded engine (`src/bin/engine_crash_child.rs`). Server scenarios (real `ringkv-server`
+//! processes driven by `ringkv-client`) arrive with the server.
+
+pub mod crash;

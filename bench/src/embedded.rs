@@ -67,7 +67,7 @@ pub struct EmbeddedArgs {
     pub keep: bool,
     /// Memory budget per shard in MiB (memtables, block cache, WAL buffer); the memtable gets
     /// a quarter of it, at most the engine's default. The engine refuses budgets below two
-    /// memtables plus its WAL buffer and block cache (24 MiB is the smallest that works)
+    /// memtables plus its WAL buffer and block cache (36 MiB is the smallest that works)
     /// [default: half of this machine's memory divided among the shards, at most 8 GiB each,
     /// the way a buffered-I/O engine would use the page cache].
     #[arg(long)]

@@ -19,7 +19,7 @@ pub fn run<T>(f: impl Future<Output = T>) -> T {
 pub fn tiny_options(durability: Durability) -> DbOptions {
     DbOptions {
         durability,
-        memory_budget_bytes: 16 << 20,
+        memory_budget_bytes: 24 << 20,
         memtable_bytes_max: 8 << 10,
         block_bytes: 512,
         l0_compaction_trigger: 2,

@@ -21,29 +21,39 @@ use std::rc::Rc;
 
 /// Bytes the WAL may buffer before appenders wait.
 pub(crate) const WAL_BUFFER_BYTES: usize = 8 << 20;
+/// Buffers of background work: flush slices, table-writer chunks and blocks of a flush and a
+/// compaction, scan refills.
+pub(crate) const WORK_BUFFER_BYTES: usize = 4 << 20;
+/// What a memtable may hold beyond its limit: the arena chunk being filled (the write that
+/// crosses the limit freezes it).
+const MEMTABLE_SLACK_BYTES: usize = 1 << 20;
 /// Smallest block cache a shard runs with.
 pub(crate) const CACHE_BYTES_MIN: usize = 4 << 20;
-
 /// Most memtables (one active, the rest frozen) a shard keeps; beyond that, memory is worth
 /// more as block cache.
 const MEMTABLES_MAX: usize = 4;
 
-/// Splits the memory budget: (block cache bytes, max frozen memtables).
+/// Memory set aside for the WAL buffer and background work buffers.
+pub(crate) const RESERVED_BYTES: usize = WAL_BUFFER_BYTES + WORK_BUFFER_BYTES;
+
+/// Splits the memory budget: (block cache bytes, max frozen memtables). The parts add up to
+/// at most the budget: reserved buffers + memtables (each with its slack) + cache.
 pub(crate) fn plan_memory(opts: &DbOptions) -> Result<(usize, usize)> {
-    let memtable = opts.memtable_bytes_max.max(1 << 20);
-    let fixed = WAL_BUFFER_BYTES + CACHE_BYTES_MIN;
-    let need = fixed + 2 * memtable;
+    let per_memtable = opts.memtable_bytes_max + MEMTABLE_SLACK_BYTES;
+    let need = RESERVED_BYTES + CACHE_BYTES_MIN + 2 * per_memtable;
     if opts.memory_budget_bytes < need {
         return Err(Error::InvalidArgument(format!(
-            "memory budget {} bytes is too small: memtable_bytes_max {} needs at least {} \
-             (two memtables, {} of WAL buffer, {} of block cache)",
-            opts.memory_budget_bytes, memtable, need, WAL_BUFFER_BYTES, CACHE_BYTES_MIN
+            "memory budget {} bytes is too small: with memtable_bytes_max {} it needs at least \
+             {need} (two memtables with {MEMTABLE_SLACK_BYTES} of slack each, {WAL_BUFFER_BYTES} \
+             of WAL buffer, {WORK_BUFFER_BYTES} of work buffers, {CACHE_BYTES_MIN} of block cache)",
+            opts.memory_budget_bytes, opts.memtable_bytes_max
         )));
     }
-    // Give memtables up to half of what is left after fixed needs, at least two of them.
-    let spare = opts.memory_budget_bytes - fixed;
-    let memtables = (spare / 2 / memtable).clamp(2, MEMTABLES_MAX);
-    let cache = opts.memory_budget_bytes - WAL_BUFFER_BYTES - memtables * memtable;
+    // Memtables get up to half of what is left after the fixed needs, at least two of them.
+    let spare = opts.memory_budget_bytes - RESERVED_BYTES - CACHE_BYTES_MIN;
+    let memtables = (spare / 2 / per_memtable).clamp(2, MEMTABLES_MAX);
+    let cache = opts.memory_budget_bytes - RESERVED_BYTES - memtables * per_memtable;
+    debug_assert!(cache >= CACHE_BYTES_MIN);
     Ok((cache, memtables - 1))
 }
 

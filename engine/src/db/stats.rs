@@ -94,7 +94,7 @@ pub struct DbStats {
     pub slowdown_micros: u64,
     pub last_seq: u64,
     pub memory_budget_bytes: u64,
-    /// Memtables + block cache + WAL buffer + pinned table metadata.
+    /// Memtables + block cache + pinned table metadata + the reserved WAL and work buffers.
     pub memory_used_bytes: u64,
 }
 
@@ -165,6 +165,6 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         memory_used_bytes: memtable_bytes
             + cache.used_bytes
             + pinned
-            + super::open::WAL_BUFFER_BYTES as u64,
+            + super::open::RESERVED_BYTES as u64,
     }
 }

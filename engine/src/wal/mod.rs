@@ -28,7 +28,7 @@ mod writer;
 mod tests;
 
 pub use durability::Durability;
-pub use group_commit::NONE_WRITE_OUT_INTERVAL;
+pub use group_commit::{NONE_WRITE_OUT_INTERVAL, SYNC_ZERO_AHEAD_BYTES};
 pub use log_file::{read_log_file, LogFile};
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
 pub use scan::{scan_records, Record, ScanEnd, SECTOR_BYTES};

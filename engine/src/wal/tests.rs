@@ -464,3 +464,35 @@ fn wal_on_dma_fs_round_trip() -> TestResult {
     drop(temp);
     Ok(())
 }
+
+#[test]
+fn wal_sync_mode_writes_zeros_ahead_and_replays_everything() -> TestResult {
+    run(|| async {
+        let fs = MemFs::new();
+        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 1, 1).await?;
+        let mut data_bytes = 0u64;
+        for expected in 1..=400u64 {
+            let p = payload(expected);
+            data_bytes += p.len() as u64 + 24;
+            let index = wal.append(3, &p).await?;
+            wal.wait_durable(index).await?;
+        }
+        let path = segment_path(&dir(), 1);
+        let len = fs.file_len(&path).unwrap_or(0);
+        // The segment was pre-written past its data, in zero-filled chunks.
+        assert!(
+            len >= data_bytes + SYNC_ZERO_AHEAD_BYTES / 2,
+            "segment {len} bytes for {data_bytes} data bytes"
+        );
+        wal.close().await?;
+        let (seen, recovery) = replay_all(&fs, &dir()).await?;
+        assert_eq!(seen.len(), 400);
+        assert_eq!(recovery.last_index, 400);
+        assert!(!recovery.torn_tail);
+        for (i, (index, _, body)) in seen.iter().enumerate() {
+            assert_eq!(*index, i as u64 + 1);
+            assert_eq!(body, &payload(*index));
+        }
+        Ok(())
+    })
+}

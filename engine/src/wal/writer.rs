@@ -70,6 +70,7 @@ impl<F: FileSystem> Wal<F> {
         fs.sync_dir(&dir).await?;
         live_segments.insert(segment);
         let state = State {
+            zeroed_until: 0,
             buffer: LogBuffer::new(),
             segment,
             file: Some(Rc::new(file)),

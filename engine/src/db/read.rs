@@ -83,17 +83,15 @@ pub(crate) async fn get<F: FileSystem>(
     if let Some(v) = visible(inner.active.borrow().mem.get(key, seq)) {
         return Ok(v);
     }
-    let frozen: Vec<_> = inner
+    // Frozen memtables, newest first; no await while the list is borrowed.
+    let frozen_hit = inner
         .immutables
         .borrow()
         .iter()
         .rev()
-        .map(|m| m.mem.clone())
-        .collect();
-    for mem in frozen {
-        if let Some(v) = visible(mem.get(key, seq)) {
-            return Ok(v);
-        }
+        .find_map(|m| visible(m.mem.get(key, seq)));
+    if let Some(v) = frozen_hit {
+        return Ok(v);
     }
     let version = inner.current();
     Ok(visible(version.get(key, seq).await?).flatten())

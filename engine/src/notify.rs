@@ -84,35 +84,44 @@ impl Future for Notified<'_> {
     }
 }
 
-/// An async mutual-exclusion flag for one thread (e.g. one compaction at a time).
-#[derive(Default, Debug)]
+/// An async mutex for one thread (the write lock, one compaction at a time). Waiters are
+/// served first come, first served, and a release wakes exactly one of them (glommio's
+/// semaphore with one permit), so N queued writers cost O(N) wake-ups, not O(N^2).
 pub struct LocalMutex {
-    held: Cell<bool>,
-    released: Notify,
+    permits: glommio::sync::Semaphore,
+}
+
+impl Default for LocalMutex {
+    fn default() -> Self {
+        LocalMutex {
+            permits: glommio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMutex")
+            .field("free", &(self.permits.available() > 0))
+            .finish()
+    }
 }
 
 /// Releases the [`LocalMutex`] when dropped.
 pub struct LocalGuard<'a> {
-    mutex: &'a LocalMutex,
+    _permit: glommio::sync::Permit<'a>,
 }
 
 impl LocalMutex {
     /// Waits until the mutex is free, then takes it.
     pub async fn lock(&self) -> LocalGuard<'_> {
-        loop {
-            if !self.held.get() {
-                self.held.set(true);
-                return LocalGuard { mutex: self };
-            }
-            self.released.wait().await;
-        }
-    }
-}
-
-impl Drop for LocalGuard<'_> {
-    fn drop(&mut self) {
-        self.mutex.held.set(false);
-        self.mutex.released.notify_all();
+        // The semaphore is private and never closed, the only way acquiring can fail.
+        let permit = self
+            .permits
+            .acquire_permit(1)
+            .await
+            .expect("LocalMutex semaphore is never closed");
+        LocalGuard { _permit: permit }
     }
 }
 

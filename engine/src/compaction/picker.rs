@@ -103,10 +103,20 @@ fn plan_for(levels: &[Vec<PickFile<'_>>], level: usize, chosen: Vec<PickFile<'_>
     let (smallest, largest) = range_of(&chosen)?;
     let output_level = level + 1;
     let next_inputs = overlapping(&levels[output_level], &smallest, &largest);
+    // The output covers the next-level inputs too, which may reach past the chosen range:
+    // tombstones may only be dropped if nothing below overlaps any of it.
+    let mut all: Vec<PickFile<'_>> = chosen.clone();
+    all.extend(
+        levels[output_level]
+            .iter()
+            .filter(|f| next_inputs.contains(&f.number))
+            .copied(),
+    );
+    let (out_smallest, out_largest) = range_of(&all)?;
     let bottommost = levels
         .iter()
         .skip(output_level + 1)
-        .all(|files| overlapping(files, &smallest, &largest).is_empty());
+        .all(|files| overlapping(files, &out_smallest, &out_largest).is_empty());
     let trivial_move = chosen.len() == 1 && next_inputs.is_empty();
     Some(Plan {
         level,
@@ -231,6 +241,22 @@ mod tests {
         let plan = pick(&levels, &cfg(), &pointers).unwrap();
         assert_eq!((plan.inputs, plan.next_inputs), (vec![2], vec![3]));
         assert!(plan.bottommost);
+    }
+
+    #[test]
+    fn bottommost_considers_the_next_level_inputs_range() {
+        // Regression: L1 [c..d] overlaps L2 [a..z], which reaches x, where L3 holds an older
+        // version; the job is not bottommost, or a tombstone for x in L2 would be dropped.
+        let mut levels = empty();
+        levels[1] = vec![f(1, 2000, b"c", b"d")];
+        levels[2] = vec![f(2, 10, b"a", b"z")];
+        levels[3] = vec![f(3, 10, b"x", b"x")];
+        let plan = pick(&levels, &cfg(), &[]).unwrap();
+        assert_eq!(
+            (plan.inputs.clone(), plan.next_inputs.clone()),
+            (vec![1], vec![2])
+        );
+        assert!(!plan.bottommost);
     }
 
     #[test]

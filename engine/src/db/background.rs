@@ -97,6 +97,10 @@ pub(crate) async fn close<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
         t.await;
     }
     drop(guard);
+    // A manual compaction or a checkpoint may still be installing: let it finish (it sees
+    // `closing` and stops early) before the manifest is closed.
+    let _compaction = inner.compaction_lock.lock().await;
+    let _install = inner.install_lock.lock().await;
     flush::purge_obsolete(inner).await;
     let manifest = inner.manifest.borrow_mut().take();
     if let Some(m) = manifest {

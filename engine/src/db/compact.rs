@@ -153,6 +153,10 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
         edit.added.push(info);
     }
     edit.next_file_number = Some(inner.state.borrow().next_file_number);
+    if !edit.added.is_empty() {
+        // New files' directory entries must be durable before the manifest names them.
+        inner.fs.sync_dir(&inner.dir).await?;
+    }
     install(inner, edit, added).await?;
     inner.counters.add_compaction(bytes_read, bytes_written);
     Ok(())

@@ -86,23 +86,28 @@ pub(crate) fn fit_cache_to_budget<F: FileSystem>(inner: &Inner<F>) {
         .set_capacity(inner.cache_bytes_max.saturating_sub(pinned).max(floor));
 }
 
-/// Deletes files no version uses any more (and that are not live again after a move).
+/// Deletes files no version, scan or iterator uses any more. A file can sit in the obsolete
+/// list more than once (moved down a level, then compacted away); all entries share one
+/// open table, which is unused once only those entries hold it.
 pub(crate) async fn purge_obsolete<F: FileSystem>(inner: &Inner<F>) {
-    let candidates: Vec<Rc<TableFile<F>>> = {
+    let ready: Vec<u64> = {
         let mut obsolete = inner.obsolete.borrow_mut();
         let state = inner.state.borrow();
-        let (ready, keep): (Vec<_>, Vec<_>) = obsolete
-            .drain(..)
-            .partition(|f| Rc::strong_count(f) == 1 || state.files.contains_key(&f.info.number));
-        *obsolete = keep;
+        let mut ready = Vec::new();
+        obsolete.retain(|f| !state.files.contains_key(&f.info.number));
+        for f in obsolete.iter() {
+            let holders = obsolete
+                .iter()
+                .filter(|o| Rc::ptr_eq(&o.table, &f.table))
+                .count();
+            if Rc::strong_count(&f.table) == holders && !ready.contains(&f.info.number) {
+                ready.push(f.info.number);
+            }
+        }
+        obsolete.retain(|f| !ready.contains(&f.info.number));
         ready
-            .into_iter()
-            .filter(|f| !state.files.contains_key(&f.info.number))
-            .collect()
     };
-    for f in candidates {
-        let number = f.info.number;
-        drop(f);
+    for number in ready {
         inner.cache.evict_file(number);
         // A file left behind here is removed as an orphan at the next open.
         let _ = inner.fs.remove(&sst_path(&inner.dir, number)).await;
@@ -162,6 +167,8 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         added.push(open_table(inner, info.clone()).await?);
         edit.added.push(info);
         edit.next_file_number = Some(inner.state.borrow().next_file_number);
+        // The new file's directory entry must be durable before the manifest names it.
+        inner.fs.sync_dir(&inner.dir).await?;
     }
     install(inner, edit, added).await?;
     inner.wal.remove_segments_below(wal_min_segment).await?;
@@ -204,11 +211,12 @@ pub(crate) async fn flush_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
     }
 }
 
-/// Freezes the active memtable (if it holds anything) and waits until every frozen memtable
-/// is in an SSTable.
+/// Freezes the active memtable (if it holds anything) and waits until everything written
+/// before the call is in SSTables. It waits for its own target (the last WAL index at the
+/// time of the call), so writers that keep freezing new memtables cannot starve it.
 pub(crate) async fn flush_all<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     inner.check_writable()?;
-    {
+    let target = {
         let _guard = inner.write_lock.lock().await;
         if !inner.active.borrow().mem.is_empty() {
             while inner.immutables.borrow().len() >= inner.max_immutables {
@@ -219,10 +227,17 @@ pub(crate) async fn flush_all<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()>
             }
             write::switch_memtable(inner).await?;
         }
-    }
+        inner.active.borrow().last_index
+    };
     loop {
         inner.check_writable()?;
-        if inner.immutables.borrow().is_empty() {
+        let flushed = inner.state.borrow().wal_flushed_index >= target;
+        let frozen_pending = inner
+            .immutables
+            .borrow()
+            .iter()
+            .any(|m| m.last_index <= target && !m.mem.is_empty());
+        if flushed || !frozen_pending {
             return Ok(());
         }
         let done = inner.bg_done.wait();

@@ -75,7 +75,14 @@ pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, ops: Ops<'_>) -> 
     throttle(inner).await?;
 
     let (index, last_seq) = {
-        let _guard = inner.write_lock.lock().await;
+        let mut guard = inner.write_lock.lock().await;
+        // Writers queued on the lock passed `throttle` before the memtables filled up; check
+        // again so that they cannot all pile into a full memtable.
+        while memory_full(inner) {
+            drop(guard);
+            throttle(inner).await?;
+            guard = inner.write_lock.lock().await;
+        }
         inner.check_writable()?;
         let first_seq = inner.last_seq.get() + 1;
         let last_seq = first_seq + ops.len() as u64 - 1;
@@ -146,9 +153,7 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     loop {
         inner.check_writable()?;
         let l0 = inner.version.borrow().levels[0].len();
-        let memory_full = inner.immutables.borrow().len() >= inner.max_immutables
-            && inner.active.borrow().mem.approximate_bytes() >= opts.memtable_bytes_max;
-        if l0 < opts.l0_stop_trigger && !memory_full {
+        if l0 < opts.l0_stop_trigger && !memory_full(inner) {
             break;
         }
         stalled_since.get_or_insert_with(Instant::now);
@@ -167,6 +172,12 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
         inner.counters.add_slowdown(since.elapsed());
     }
     Ok(())
+}
+
+/// True when the active memtable is full and no frozen-memtable slot is free to switch it.
+fn memory_full<F: FileSystem>(inner: &Inner<F>) -> bool {
+    inner.immutables.borrow().len() >= inner.max_immutables
+        && inner.active.borrow().mem.approximate_bytes() >= inner.opts.memtable_bytes_max
 }
 
 /// How close writers are to a stall, from 0 (no pressure) to 1 (about to stall).

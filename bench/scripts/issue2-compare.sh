@@ -58,4 +58,16 @@ peer P5 --benchmarks=fillrandom --sync=1 --threads=64 --num=3000
 ours R1 embedded --workload fillrandom,readrandom --num 2000000 --key-size 16 --value-size 100 --durability none --shards 2
 ours R2 embedded --workload fillrandom --num 2000000 --key-size 16 --value-size 100 --durability none --shards 1
 ours R3 embedded --workload fillrandom --num 400000 --key-size 16 --value-size 100 --durability sync --concurrency 64 --shards 2
+# Shard scaling, three alternating pairs (2 shards, then 1), so drift on a shared machine
+# hits both sides alike.
+for pair in 1 2 3; do
+    ours "S${pair}a" embedded --workload fillrandom --num 2000000 --key-size 16 --value-size 100 --durability none --shards 2
+    ours "S${pair}b" embedded --workload fillrandom --num 2000000 --key-size 16 --value-size 100 --durability none --shards 1
+done
+# The machine's own ceiling for that kind of work (no I/O, nothing shared).
+if [ -x target/release/examples/machine_scaling ]; then
+    for threads in 1 2 1 2; do
+        echo "[machine_scaling $threads] $(target/release/examples/machine_scaling "$threads")"
+    done
+fi
 echo "end: $(date -u)"

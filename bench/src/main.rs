@@ -14,11 +14,6 @@ mod workload;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc malloc: the memtable allocates a key per write and frees a whole
-/// memtable after each flush, which glibc's allocator spends a noticeable share of the CPU on
-/// (consolidating and unlinking free chunks).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// ringkv load generator.
 #[derive(Parser, Debug)]

@@ -41,12 +41,14 @@ ours() {
     {
         echo "loadavg before: $(cat /proc/loadavg)"
         echo "+ ringkv-bench $*"
-        "$bench" "$@" --dir "$dir/ringkv" --json "$out/$name.json" 2>&1
+        # A run that does not finish in 180 s is reported as such, not waited for forever.
+        timeout 180 "$bench" "$@" --dir "$dir/ringkv" --json "$out/$name.json" 2>&1 ||
+            echo "exit status $? (124: timed out after 180 s)"
         echo "loadavg after: $(cat /proc/loadavg)"
     } >"$out/$name.txt"
     rm -rf "$dir/ringkv"
     echo "[$name] ringkv-bench $*"
-    grep -E '^(fillrandom|readrandom) |loadavg|after close' "$out/$name.txt" | sed 's/^/    /'
+    grep -E '^(fillrandom|readrandom) |loadavg|after close|exit status' "$out/$name.txt" | sed 's/^/    /'
 }
 
 peer P1 --benchmarks=fillrandom --num=2000000 --threads=1

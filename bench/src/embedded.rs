@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// Memory each executor preallocates and registers with io_uring for storage I/O.
 const IO_MEMORY_BYTES: usize = 8 << 20;
 /// How long one task queue runs before it must let the others (flush, compaction) in.
-const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_millis(2);
+const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Flags of `ringkv-bench embedded`.
 #[derive(Args, Debug, Clone)]

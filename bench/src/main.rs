@@ -14,7 +14,6 @@ mod workload;
 
 use clap::{Parser, Subcommand};
 
-
 /// ringkv load generator.
 #[derive(Parser, Debug)]
 #[command(name = "ringkv-bench", version)]

@@ -93,6 +93,8 @@ impl Drop for ExitNotice {
 
 /// Runs the shard; errors are reported to the coordinator as `Failed`.
 pub async fn run_shard(config: ShardConfig, go: flume::Receiver<usize>, notice: ExitNotice) {
+    // Before anything else can leave the executor idle (see ringkv_engine::runtime).
+    ringkv_engine::runtime::ensure_reactor_tick();
     let shard = config.shard;
     let events = notice.events.clone();
     if let Err(error) = run(config, go, &events).await {

@@ -9,9 +9,6 @@ use glommio::{Latency, Shares, TaskQueueHandle};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Period of the reactor tick (see [`queues`]).
-const REACTOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
-
 const FLUSH_SHARES: usize = 1000;
 const COMPACTION_SHARES: usize = 400;
 
@@ -40,27 +37,7 @@ fn queues() -> Result<(TaskQueueHandle, TaskQueueHandle)> {
             "ringkv-compaction",
         );
         *q = Some((id, f, c));
-        // glommio 0.9 can park its executor although a task queue is still runnable: when the
-        // preemption flag is already set as the scheduler loop starts, it reports "nothing
-        // ran" and sleeps in io_uring_enter until some completion arrives (fixed upstream
-        // later by not parking in that case). With no I/O or timer pending, that sleep never
-        // ends. A task that keeps one short timer armed bounds such a mis-park to one tick.
-        glommio::spawn_local_into(
-            async {
-                loop {
-                    glommio::timer::sleep(REACTOR_TICK).await;
-                }
-            },
-            f,
-        )
-        .map_err(|e| {
-            Error::io(
-                "spawn reactor tick",
-                "",
-                std::io::Error::other(e.to_string()),
-            )
-        })?
-        .detach();
+        crate::runtime::ensure_reactor_tick();
         Ok((f, c))
     })
 }

@@ -29,6 +29,7 @@ impl DmaFs {
     /// Prepares `data_dir` (created if missing) and primes glommio's io-poll probe with the
     /// marker file. Must run inside a glommio executor, before any other DMA file is opened.
     pub async fn new(data_dir: &Path) -> Result<Self> {
+        crate::runtime::ensure_reactor_tick();
         let dir = data_dir.to_path_buf();
         let marker = dir.join(MARKER_NAME);
         let marker_for_pool = marker.clone();

@@ -117,13 +117,16 @@ pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, ops: Ops<'_>) -> 
     Ok(())
 }
 
-/// Freezes the active memtable and starts a new one with a new WAL segment. Runs under the
-/// write lock, so the frozen memtable holds exactly the records of the segments before it.
+/// Freezes the active memtable and starts a new one, and asks the WAL for a new segment
+/// without waiting for it (a rotation fsyncs and creates files, which must not hold up the
+/// write lock). Runs under the write lock. Records appended before the WAL gets to the
+/// rotation still land in the current segment, so the new memtable counts that segment as
+/// its first: it is deleted only once the new memtable is flushed too.
 pub(crate) async fn switch_memtable<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
-    let segment = match inner.wal.rotate().await {
-        Ok(s) => s,
-        Err(e) => return inner.fail(e),
-    };
+    let segment = inner.wal.current_segment();
+    if let Err(e) = inner.wal.request_rotation() {
+        return inner.fail(e);
+    }
     let last_index = inner.active.borrow().last_index;
     let frozen = std::mem::replace(
         &mut *inner.active.borrow_mut(),

@@ -212,6 +212,19 @@ impl<F: FileSystem> Wal<F> {
         }
     }
 
+    /// Asks the writer task to start a new segment soon, without waiting for it. Records
+    /// appended until the writer gets to it still go to the current segment.
+    pub fn request_rotation(&self) -> Result<()> {
+        let shared = &*self.shared;
+        {
+            let mut st = shared.state.borrow_mut();
+            Shared::<F>::check_usable(&st)?;
+            st.rotations_wanted += 1;
+        }
+        shared.work.notify_all();
+        Ok(())
+    }
+
     /// Number of the segment receiving appends.
     pub fn current_segment(&self) -> u64 {
         self.shared.state.borrow().segment

@@ -185,6 +185,17 @@ fn split_entry(buf: &[u8], at: usize) -> (&[u8], &[u8], usize) {
     (key, &buf[v + 4..v + 4 + vlen], v + 4 + vlen)
 }
 
+/// Frees a flushed memtable a slice at a time, yielding in between, unless a scan still
+/// holds it (then the scan's drop frees it).
+async fn release_in_slices(mem: Rc<crate::memtable::Memtable>) {
+    if Rc::strong_count(&mem) != 1 {
+        return;
+    }
+    while !mem.release_some(4096) {
+        glommio::yield_if_needed().await;
+    }
+}
+
 /// The flush task: flushes frozen memtables oldest first until the database closes.
 pub(crate) async fn flush_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
     loop {
@@ -197,11 +208,17 @@ pub(crate) async fn flush_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
             wake.await;
             continue;
         };
-        match flush_one(&inner, &frozen).await {
+        let flushed_ok = flush_one(&inner, &frozen).await;
+        // Let go of this handle first, so the memtable can be freed in slices below.
+        drop(frozen);
+        match flushed_ok {
             Ok(()) => {
-                inner.immutables.borrow_mut().pop_front();
+                let flushed = inner.immutables.borrow_mut().pop_front();
                 inner.bg_done.notify_all();
                 inner.bg_wake.notify_all();
+                if let Some(state) = flushed {
+                    release_in_slices(state.mem).await;
+                }
             }
             Err(e) => {
                 let _ = inner.fail::<()>(e);

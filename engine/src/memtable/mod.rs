@@ -282,6 +282,24 @@ impl Memtable {
         last.map(|(k, s)| (k.to_vec(), s))
     }
 
+    /// Removes up to `max` entries (smallest first) and returns true once the table is empty,
+    /// then releasing its value arena too. Dropping a large memtable at once takes tens of
+    /// milliseconds of CPU; freeing it in slices between yields keeps the shard responsive.
+    pub fn release_some(&self, max: usize) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        for _ in 0..max {
+            if inner.map.pop_first().is_none() {
+                break;
+            }
+        }
+        if inner.map.is_empty() {
+            inner.arena = Arena::new();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Approximate memory charged to this memtable.
     pub fn approximate_bytes(&self) -> usize {
         let inner = self.inner.borrow();

@@ -133,3 +133,18 @@ fn encode_slice_walks_everything_in_order() {
         assert_eq!(crate::key::compare_internal(&w[0], &w[1]), Ordering::Less);
     }
 }
+
+#[test]
+fn release_in_slices_empties_the_table() {
+    let m = Memtable::new();
+    for i in 0..10_000u32 {
+        m.insert(&i.to_be_bytes(), 1, ValueKind::Put, b"value");
+    }
+    let mut rounds = 0;
+    while !m.release_some(1000) {
+        rounds += 1;
+    }
+    assert_eq!(rounds, 9);
+    assert!(m.is_empty());
+    assert_eq!(m.get(&5u32.to_be_bytes(), 9), None);
+}

@@ -446,7 +446,7 @@ mod tests {
             concurrency: 4,
             dir: Some(dir.join("data")),
             keep: false,
-            memory_mb: Some(32),
+            memory_mb: Some(48),
             seed: 7,
             json: Some(dir.join("report.json")),
         }

@@ -8,10 +8,10 @@
 //! bounds-checked; malformed contents give a [`BlockCorruption`] (the caller adds the file
 //! and block offset), never a panic. Each step consumes at least three bytes, so iteration
 //! always terminates. Keys are internal keys, ordered with [`crate::key::compare_internal`] (through its fast twin
-//! [`super::compare::compare_keys`]).
+//! [`crate::key::compare_internal`]).
 
-use super::compare::compare_keys;
 use crate::coding::{get_varint32, read_u32};
+use crate::key::compare_internal;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -173,7 +173,7 @@ impl BlockIter {
         while left < right {
             let mid = left + (right - left).div_ceil(2);
             let key = self.restart_key(mid)?;
-            if compare_keys(key, target) == Ordering::Less {
+            if compare_internal(key, target) == Ordering::Less {
                 left = mid;
             } else {
                 right = mid - 1;
@@ -182,7 +182,7 @@ impl BlockIter {
         let start = self.restart_offset(left)?;
         self.key.clear();
         self.decode_entry_at(start)?;
-        while self.valid && compare_keys(&self.key, target) == Ordering::Less {
+        while self.valid && compare_internal(&self.key, target) == Ordering::Less {
             self.decode_entry_at(self.next_offset)?;
         }
         Ok(())

@@ -9,7 +9,6 @@
 //! `[0, data_end)` exactly, in order, with nothing missing, overlapping or outside it.
 
 use super::block::{BlockCorruption, BlockIter};
-use super::compare::compare_keys;
 use super::handle::BlockHandle;
 use crate::key::{compare_internal, parse_internal};
 use std::cmp::Ordering;
@@ -102,7 +101,7 @@ impl Index {
         let mut high = self.handles.len();
         while low < high {
             let mid = low + (high - low) / 2;
-            if compare_keys(self.key(mid), target) == Ordering::Less {
+            if compare_internal(self.key(mid), target) == Ordering::Less {
                 low = mid + 1;
             } else {
                 high = mid;

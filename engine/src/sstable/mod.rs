@@ -16,13 +16,12 @@
 //! a [`Table`]; data blocks come through the shard's [`crate::cache::BlockCache`].
 //!
 //! Files: [`handle`] (block handles and trailers), [`block_builder`] and [`block`] (the block
-//! codec), [`compare`] (the key order, tuned), [`bloom`], [`footer`], [`properties`], [`index`] (the decoded pinned index),
+//! codec), [`bloom`], [`footer`], [`properties`], [`index`] (the decoded pinned index),
 //! [`writer`], [`table`] (the reader) and [`iter`].
 
 pub mod block;
 pub mod block_builder;
 pub mod bloom;
-pub mod compare;
 pub mod footer;
 pub mod handle;
 pub mod index;

@@ -121,7 +121,7 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
             });
             if split {
                 if let Some((number, w)) = writer.take() {
-                    outputs.push(finish(inner, plan, number, w).await?);
+                    outputs.push(finish::<F>(plan, number, w).await?);
                 }
             }
             if writer.is_none() {
@@ -142,7 +142,7 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
         }
     }
     if let Some((number, w)) = writer.take() {
-        outputs.push(finish(inner, plan, number, w).await?);
+        outputs.push(finish::<F>(plan, number, w).await?);
     }
     drop(merge);
     let mut added = Vec::new();
@@ -163,12 +163,10 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
 }
 
 async fn finish<F: FileSystem>(
-    inner: &Inner<F>,
     plan: &Plan,
     number: u64,
     writer: TableWriter<F::File>,
 ) -> Result<FileInfo> {
-    let _ = inner;
     let summary = writer.finish().await?;
     Ok(FileInfo {
         level: plan.output_level as u8,

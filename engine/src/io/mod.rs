@@ -18,7 +18,7 @@ pub use dma::{probe_io_uring, DmaFs};
 pub use mem::{FaultConfig, MemFs};
 
 use crate::error::Result;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Alignment of every write offset and length (O_DIRECT on a 4 KiB-sector device).
 pub const ALIGN: u64 = 4096;
@@ -77,9 +77,4 @@ pub trait FileSystem: Clone + 'static {
     async fn sync_dir(&self, dir: &Path) -> Result<()>;
     /// True if the path exists.
     async fn exists(&self, path: &Path) -> Result<bool>;
-}
-
-/// Joins a directory and a file name.
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -47,6 +47,25 @@ struct Probe<'a> {
     seq: SeqNo,
 }
 
+impl<'a> Probe<'a> {
+    fn new(key: &'a [u8], seq: SeqNo) -> Self {
+        Probe {
+            prefix: prefix_of(key),
+            key,
+            seq,
+        }
+    }
+}
+
+/// The map bound for starting at (`probe` or the beginning), exclusive or not.
+fn lower_bound<'p>(probe: Option<&'p Probe<'_>>, exclusive: bool) -> Bound<&'p dyn LookupKey> {
+    match probe {
+        None => Bound::Unbounded,
+        Some(p) if exclusive => Bound::Excluded(p),
+        Some(p) => Bound::Included(p),
+    }
+}
+
 impl LookupKey for MemKey {
     fn prefix(&self) -> u128 {
         self.prefix
@@ -184,11 +203,7 @@ impl Memtable {
     /// The newest version of `user_key` with `seq <= snapshot`: `Some((kind, value))`.
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Vec<u8>)> {
         let inner = self.inner.borrow();
-        let probe = Probe {
-            prefix: prefix_of(user_key),
-            key: user_key,
-            seq: snapshot,
-        };
+        let probe = Probe::new(user_key, snapshot);
         let start: Bound<&dyn LookupKey> = Bound::Included(&probe);
         let (k, slot) = inner
             .map
@@ -210,22 +225,8 @@ impl Memtable {
         out: &mut Vec<MemEntry>,
     ) -> usize {
         let inner = self.inner.borrow();
-        let probe;
-        let lower: Bound<&dyn LookupKey> = match start {
-            None => Bound::Unbounded,
-            Some((key, seq, exclusive)) => {
-                probe = Probe {
-                    prefix: prefix_of(key),
-                    key,
-                    seq,
-                };
-                if exclusive {
-                    Bound::Excluded(&probe)
-                } else {
-                    Bound::Included(&probe)
-                }
-            }
-        };
+        let probe = start.map(|(key, seq, _)| Probe::new(key, seq));
+        let lower = lower_bound(probe.as_ref(), start.is_some_and(|(_, _, excl)| excl));
         let mut n = 0;
         for (k, slot) in inner
             .map
@@ -254,18 +255,8 @@ impl Memtable {
         out: &mut Vec<u8>,
     ) -> Option<(Vec<u8>, SeqNo)> {
         let inner = self.inner.borrow();
-        let probe;
-        let lower: Bound<&dyn LookupKey> = match after {
-            None => Bound::Unbounded,
-            Some((key, seq)) => {
-                probe = Probe {
-                    prefix: prefix_of(key),
-                    key,
-                    seq,
-                };
-                Bound::Excluded(&probe)
-            }
-        };
+        let probe = after.map(|(key, seq)| Probe::new(key, seq));
+        let lower = lower_bound(probe.as_ref(), true);
         let mut last = None;
         for (k, slot) in inner
             .map

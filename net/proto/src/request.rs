@@ -1,0 +1,473 @@
+//! Requests: opcodes, decoding a request body into a borrowed [`Request`], and encoding.
+//!
+//! Decoding validates the whole body (every length, key bound and count) before it returns,
+//! so the iterators of [`BatchView`] and [`KeysView`] never fail afterwards. Bodies are
+//! borrowed from the receive buffer: decoding allocates nothing.
+
+use crate::cursor::{check_key, put_long_bytes, put_short_bytes, Cursor};
+use crate::error::{ErrorCode, ProtoError};
+use crate::frame::{begin_frame, end_frame};
+
+/// Operation codes (the `opcode` byte of a frame header). Responses reuse the request's code.
+pub mod opcode {
+    pub const PING: u8 = 0x01;
+    pub const GET: u8 = 0x02;
+    pub const PUT: u8 = 0x03;
+    pub const DELETE: u8 = 0x04;
+    pub const BATCH: u8 = 0x05;
+    pub const MGET: u8 = 0x06;
+    pub const SCAN: u8 = 0x07;
+    pub const TOPOLOGY: u8 = 0x10;
+    pub const STATS: u8 = 0x11;
+
+    /// The opcode's name, or `None` if this version does not know it.
+    pub fn name(op: u8) -> Option<&'static str> {
+        Some(match op {
+            PING => "PING",
+            GET => "GET",
+            PUT => "PUT",
+            DELETE => "DELETE",
+            BATCH => "BATCH",
+            MGET => "MGET",
+            SCAN => "SCAN",
+            TOPOLOGY => "TOPOLOGY",
+            STATS => "STATS",
+            _ => return None,
+        })
+    }
+}
+
+/// Most operations in one BATCH frame.
+pub const BATCH_OPS_MAX: u32 = 1 << 16;
+/// Most keys in one MGET frame.
+pub const MGET_KEYS_MAX: u32 = 1 << 16;
+/// Most entries one SCAN may ask for.
+pub const SCAN_LIMIT_MAX: u32 = 1 << 16;
+/// Most bytes in a PING payload.
+pub const PING_PAYLOAD_MAX: usize = 4096;
+
+/// Kind byte of a BATCH entry.
+pub const BATCH_PUT: u8 = 1;
+/// Kind byte of a BATCH entry.
+pub const BATCH_DELETE: u8 = 2;
+
+/// A decoded request, borrowing from the frame body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    Ping { payload: &'a [u8] },
+    Get { key: &'a [u8] },
+    Put { key: &'a [u8], value: &'a [u8] },
+    Delete { key: &'a [u8] },
+    Batch(BatchView<'a>),
+    MGet(KeysView<'a>),
+    Scan(ScanRequest<'a>),
+    Topology,
+    Stats,
+}
+
+/// One operation of a BATCH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOp<'a> {
+    Put { key: &'a [u8], value: &'a [u8] },
+    Delete { key: &'a [u8] },
+}
+
+impl<'a> BatchOp<'a> {
+    pub fn key(&self) -> &'a [u8] {
+        match self {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }
+    }
+}
+
+/// A validated BATCH body: `count` entries of `kind u8 | key | [value]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchView<'a> {
+    count: u32,
+    entries: &'a [u8],
+}
+
+impl<'a> BatchView<'a> {
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> BatchIter<'a> {
+        BatchIter {
+            cursor: Cursor::new(self.entries),
+            left: self.count,
+        }
+    }
+}
+
+/// Iterates a [`BatchView`]; the body was validated, so it yields exactly `len()` ops.
+pub struct BatchIter<'a> {
+    cursor: Cursor<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    type Item = BatchOp<'a>;
+
+    fn next(&mut self) -> Option<BatchOp<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Validated in `decode_batch`; a failure here would be a bug, and ends the iteration.
+        decode_batch_op(&mut self.cursor).ok()
+    }
+}
+
+fn decode_batch_op<'a>(c: &mut Cursor<'a>) -> Result<BatchOp<'a>, ProtoError> {
+    match c.u8("batch kind")? {
+        BATCH_PUT => {
+            let key = c.key("batch key")?;
+            let value = c.long_bytes("batch value", usize::MAX)?;
+            Ok(BatchOp::Put { key, value })
+        }
+        BATCH_DELETE => Ok(BatchOp::Delete {
+            key: c.key("batch key")?,
+        }),
+        other => Err(ProtoError::InvalidField {
+            field: "batch kind",
+            value: u64::from(other),
+        }),
+    }
+}
+
+/// A validated list of keys: `count` keys of `u16 len | bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysView<'a> {
+    count: u32,
+    entries: &'a [u8],
+}
+
+impl<'a> KeysView<'a> {
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> KeysIter<'a> {
+        KeysIter {
+            cursor: Cursor::new(self.entries),
+            left: self.count,
+        }
+    }
+}
+
+/// Iterates a [`KeysView`].
+pub struct KeysIter<'a> {
+    cursor: Cursor<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for KeysIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.cursor.key("mget key").ok()
+    }
+}
+
+/// What a SCAN asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanRequest<'a> {
+    /// Keys of one slot in `[start, end)`, in key order. An empty `start` means the slot's
+    /// first key; an empty `end` means up to the slot's last key.
+    Slot {
+        slot: u16,
+        start: &'a [u8],
+        end: &'a [u8],
+        limit: u32,
+    },
+    /// Every key of the node in (slot, key) order, resuming at `cursor` (empty: from the
+    /// beginning). The cursor is opaque: pass back what the previous response returned.
+    Cursor { cursor: &'a [u8], limit: u32 },
+}
+
+/// Scan mode byte.
+pub const SCAN_MODE_SLOT: u8 = 0;
+/// Scan mode byte.
+pub const SCAN_MODE_CURSOR: u8 = 1;
+
+impl<'a> Request<'a> {
+    /// Decodes the body of a request frame with `opcode`.
+    pub fn decode(opcode: u8, body: &'a [u8]) -> Result<Self, ProtoError> {
+        let mut c = Cursor::new(body);
+        let request = match opcode {
+            opcode::PING => {
+                if body.len() > PING_PAYLOAD_MAX {
+                    return Err(ProtoError::TooLong {
+                        field: "ping payload",
+                        len: body.len(),
+                        max: PING_PAYLOAD_MAX,
+                    });
+                }
+                c.take(body.len(), "ping payload")?;
+                Request::Ping { payload: body }
+            }
+            opcode::GET => Request::Get {
+                key: c.key("get key")?,
+            },
+            opcode::PUT => {
+                let key = c.key("put key")?;
+                let value = c.long_bytes("put value", usize::MAX)?;
+                Request::Put { key, value }
+            }
+            opcode::DELETE => Request::Delete {
+                key: c.key("delete key")?,
+            },
+            opcode::BATCH => Request::Batch(decode_batch(&mut c)?),
+            opcode::MGET => Request::MGet(decode_keys(&mut c)?),
+            opcode::SCAN => Request::Scan(decode_scan(&mut c)?),
+            opcode::TOPOLOGY => Request::Topology,
+            opcode::STATS => Request::Stats,
+            other => return Err(ProtoError::UnknownOpcode(other)),
+        };
+        c.finish()?;
+        Ok(request)
+    }
+
+    pub fn opcode(&self) -> u8 {
+        match self {
+            Request::Ping { .. } => opcode::PING,
+            Request::Get { .. } => opcode::GET,
+            Request::Put { .. } => opcode::PUT,
+            Request::Delete { .. } => opcode::DELETE,
+            Request::Batch(_) => opcode::BATCH,
+            Request::MGet(_) => opcode::MGET,
+            Request::Scan(_) => opcode::SCAN,
+            Request::Topology => opcode::TOPOLOGY,
+            Request::Stats => opcode::STATS,
+        }
+    }
+
+    /// Appends this request as a frame with `request_id` to `out`.
+    pub fn encode(&self, request_id: u64, out: &mut Vec<u8>) {
+        let start = begin_frame(out, request_id, self.opcode(), 0, ErrorCode::OK);
+        match self {
+            Request::Ping { payload } => out.extend_from_slice(payload),
+            Request::Get { key } | Request::Delete { key } => put_short_bytes(out, key),
+            Request::Put { key, value } => {
+                put_short_bytes(out, key);
+                put_long_bytes(out, value);
+            }
+            Request::Batch(view) => {
+                out.extend_from_slice(&view.count.to_le_bytes());
+                out.extend_from_slice(view.entries);
+            }
+            Request::MGet(view) => {
+                out.extend_from_slice(&view.count.to_le_bytes());
+                out.extend_from_slice(view.entries);
+            }
+            Request::Scan(ScanRequest::Slot {
+                slot,
+                start,
+                end,
+                limit,
+            }) => {
+                out.push(SCAN_MODE_SLOT);
+                out.extend_from_slice(&slot.to_le_bytes());
+                put_short_bytes(out, start);
+                put_short_bytes(out, end);
+                out.extend_from_slice(&limit.to_le_bytes());
+            }
+            Request::Scan(ScanRequest::Cursor { cursor, limit }) => {
+                out.push(SCAN_MODE_CURSOR);
+                put_short_bytes(out, cursor);
+                out.extend_from_slice(&limit.to_le_bytes());
+            }
+            Request::Topology | Request::Stats => {}
+        }
+        end_frame(out, start);
+    }
+}
+
+fn decode_batch<'a>(c: &mut Cursor<'a>) -> Result<BatchView<'a>, ProtoError> {
+    let count = c.u32("batch count")?;
+    if count > BATCH_OPS_MAX {
+        return Err(ProtoError::TooLong {
+            field: "batch count",
+            len: count as usize,
+            max: BATCH_OPS_MAX as usize,
+        });
+    }
+    let before = c.remaining();
+    let all = c.take(before, "batch entries")?;
+    let mut probe = Cursor::new(all);
+    for _ in 0..count {
+        decode_batch_op(&mut probe)?;
+    }
+    let used = before - probe.remaining();
+    probe.finish()?;
+    Ok(BatchView {
+        count,
+        entries: &all[..used],
+    })
+}
+
+fn decode_keys<'a>(c: &mut Cursor<'a>) -> Result<KeysView<'a>, ProtoError> {
+    let count = c.u32("mget count")?;
+    if count > MGET_KEYS_MAX {
+        return Err(ProtoError::TooLong {
+            field: "mget count",
+            len: count as usize,
+            max: MGET_KEYS_MAX as usize,
+        });
+    }
+    let before = c.remaining();
+    let all = c.take(before, "mget keys")?;
+    let mut probe = Cursor::new(all);
+    for _ in 0..count {
+        probe.key("mget key")?;
+    }
+    let used = before - probe.remaining();
+    probe.finish()?;
+    Ok(KeysView {
+        count,
+        entries: &all[..used],
+    })
+}
+
+fn decode_scan<'a>(c: &mut Cursor<'a>) -> Result<ScanRequest<'a>, ProtoError> {
+    let mode = c.u8("scan mode")?;
+    let request = match mode {
+        SCAN_MODE_SLOT => {
+            let slot = c.u16("scan slot")?;
+            if slot >= crate::SLOT_COUNT {
+                return Err(ProtoError::InvalidField {
+                    field: "scan slot",
+                    value: u64::from(slot),
+                });
+            }
+            let start = c.short_bytes("scan start")?;
+            let end = c.short_bytes("scan end")?;
+            for (bound, field) in [(start, "scan start"), (end, "scan end")] {
+                if !bound.is_empty() {
+                    check_key(bound, field)?;
+                }
+            }
+            ScanRequest::Slot {
+                slot,
+                start,
+                end,
+                limit: scan_limit(c)?,
+            }
+        }
+        SCAN_MODE_CURSOR => {
+            let cursor = c.short_bytes("scan cursor")?;
+            ScanRequest::Cursor {
+                cursor,
+                limit: scan_limit(c)?,
+            }
+        }
+        other => {
+            return Err(ProtoError::InvalidField {
+                field: "scan mode",
+                value: u64::from(other),
+            })
+        }
+    };
+    Ok(request)
+}
+
+fn scan_limit(c: &mut Cursor<'_>) -> Result<u32, ProtoError> {
+    let limit = c.u32("scan limit")?;
+    if limit == 0 || limit > SCAN_LIMIT_MAX {
+        return Err(ProtoError::InvalidField {
+            field: "scan limit",
+            value: u64::from(limit),
+        });
+    }
+    Ok(limit)
+}
+
+/// Builds a BATCH request frame in place, one op at a time.
+#[derive(Debug)]
+pub struct BatchWriter {
+    start: usize,
+    count: u32,
+}
+
+impl BatchWriter {
+    /// Starts a BATCH frame with `request_id` at the end of `out`.
+    pub fn begin(out: &mut Vec<u8>, request_id: u64) -> Self {
+        let start = begin_frame(out, request_id, opcode::BATCH, 0, ErrorCode::OK);
+        out.extend_from_slice(&0u32.to_le_bytes());
+        Self { start, count: 0 }
+    }
+
+    /// Appends a put. Keys must be 1..=KEY_BYTES_MAX bytes (checked by the server).
+    pub fn put(&mut self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+        out.push(BATCH_PUT);
+        put_short_bytes(out, key);
+        put_long_bytes(out, value);
+        self.count += 1;
+    }
+
+    /// Appends a delete.
+    pub fn delete(&mut self, out: &mut Vec<u8>, key: &[u8]) {
+        out.push(BATCH_DELETE);
+        put_short_bytes(out, key);
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Bytes the frame takes so far.
+    pub fn frame_bytes(&self, out: &[u8]) -> usize {
+        out.len() - self.start
+    }
+
+    /// Patches the count and the frame length.
+    pub fn finish(self, out: &mut [u8]) {
+        let at = self.start + crate::frame::HEADER_BYTES;
+        out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+        end_frame(out, self.start);
+    }
+}
+
+/// Builds an MGET request frame in place.
+#[derive(Debug)]
+pub struct MGetWriter {
+    start: usize,
+    count: u32,
+}
+
+impl MGetWriter {
+    pub fn begin(out: &mut Vec<u8>, request_id: u64) -> Self {
+        let start = begin_frame(out, request_id, opcode::MGET, 0, ErrorCode::OK);
+        out.extend_from_slice(&0u32.to_le_bytes());
+        Self { start, count: 0 }
+    }
+
+    pub fn key(&mut self, out: &mut Vec<u8>, key: &[u8]) {
+        put_short_bytes(out, key);
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn finish(self, out: &mut [u8]) {
+        let at = self.start + crate::frame::HEADER_BYTES;
+        out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+        end_frame(out, self.start);
+    }
+}

@@ -1,8 +1,14 @@
 //! ringkv-tests: end-to-end tests and their shared helpers.
 //!
-//! Scenarios live one per file in `tests/`, each starting real processes: today the engine
-//! crash test (`tests/engine_crash.rs`), which SIGKILLs a child that ingests through the
-//! embedded engine (`src/bin/engine_crash_child.rs`). Server scenarios (real `ringkv-server`
-//! processes driven by `ringkv-client`) arrive with the server.
+//! Scenarios live one per file in `tests/`, each starting real processes: the engine crash
+//! test (`tests/engine_crash.rs`), which SIGKILLs a child that ingests through the embedded
+//! engine (`src/bin/engine_crash_child.rs`), and the server scenarios (`tests/server_*.rs`),
+//! which start real `ringkv-server` processes.
+//!
+//! - [`crash`]: what the engine crash child writes.
+//! - [`server`]: starting, killing and restarting a `ringkv-server` process.
+//! - [`raw`]: protocol bytes written by hand from docs/protocol.md, for malformed input.
 
 pub mod crash;
+pub mod raw;
+pub mod server;

@@ -526,3 +526,51 @@ fn stalled_connections_do_not_grow_memory_beyond_their_buffers() {
     }
     assert_healthy(&server, "memory");
 }
+
+#[test]
+fn requests_before_a_malformed_frame_in_the_same_write_are_answered() {
+    let server = start(&[]);
+    let mut c = RawConn::connect(server.addr());
+    let mut bytes = Vec::new();
+    for i in 1..=10u64 {
+        let key = format!("before-bad-{i}").into_bytes();
+        bytes.extend(raw::frame(i, op::PUT, 0, &raw::put_body(&key, b"applied")));
+    }
+    bytes.extend(raw::frame(11, 0x7e, 0, b""));
+    // Anything after the bad frame is never looked at.
+    bytes.extend(raw::frame(
+        12,
+        op::PUT,
+        0,
+        &raw::put_body(b"after-bad", b"x"),
+    ));
+    c.send(&bytes);
+    let mut answered = std::collections::BTreeMap::new();
+    loop {
+        match c.read_frame() {
+            Ok(r) => {
+                assert!(
+                    answered.insert(r.request_id, r.status).is_none(),
+                    "two responses for request {}",
+                    r.request_id
+                );
+            }
+            Err(_) => break,
+        }
+    }
+    let expected: std::collections::BTreeMap<u64, u16> = (1..=10)
+        .map(|i| (i, code::OK))
+        .chain([(11, code::UNKNOWN_OPCODE)])
+        .collect();
+    assert_eq!(answered, expected, "responses by request id");
+    let mut check = RawConn::connect(server.addr());
+    for i in 1..=10u64 {
+        let key = format!("before-bad-{i}").into_bytes();
+        assert_eq!(check.get(&key).as_deref(), Some(&b"applied"[..]), "{i}");
+    }
+    assert_eq!(
+        check.get(b"after-bad"),
+        None,
+        "a frame after the bad one was applied"
+    );
+}

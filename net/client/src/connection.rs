@@ -1,0 +1,538 @@
+//! [`Connection`]: one blocking TCP connection to a ringkv shard, owned by one thread, with no
+//! threads of its own. For load generators, tools and the ingest path.
+//!
+//! The caller appends request frames to the send buffer (`send_*`, [`Connection::begin_batch`],
+//! or the codec's writers on [`Connection::send_buffer`]), writes everything buffered with
+//! one [`Connection::flush`], and reads answers with [`Connection::recv`] /
+//! [`Connection::try_recv`], which hand a [`Response`] borrowed from the receive buffer to a
+//! closure: nothing is allocated per response. Answers may arrive out of order; match them by
+//! request id.
+//!
+//! Invariants: the send buffer holds only whole frames between calls (builders roll back a
+//! frame they did not finish); the receive buffer never exceeds the server's announced
+//! maximum frame size; after an I/O or protocol error the connection refuses further use
+//! (`ClientError::Closed`), since the byte stream can no longer be trusted.
+//!
+//! Deadlock note: a caller that keeps sending without reading can fill both directions'
+//! socket buffers; interleave `recv`/`try_recv` with sends (the ingest path bounds its window).
+
+use crate::error::{op_name, ClientError};
+use crate::recv_buf::RecvBuf;
+use crate::routing::{check_frame, check_key, check_value, encode_checked};
+use ringkv_proto::frame::ServerHello;
+use ringkv_proto::{
+    BatchWriter, ClientHello, ErrorCode, Header, MGetWriter, ProtoError, Request, Response,
+    SERVER_HELLO_BYTES, VERSION, VERSION_MIN,
+};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::ops::Range;
+use std::time::Duration;
+
+/// A blocking connection with a send buffer and a reused receive buffer.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    addr: String,
+    hello: ServerHello,
+    next_id: u64,
+    send: Vec<u8>,
+    recv: RecvBuf,
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    broken: bool,
+}
+
+impl Connection {
+    /// Connects to `addr` (a `host:port` string or a socket address), sets TCP_NODELAY and
+    /// does the handshake, all within `timeout` per attempted address.
+    pub fn connect<A: ToSocketAddrs + fmt::Display>(
+        addr: A,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let (stream, hello, addr) = open(addr, timeout)?;
+        Ok(Self {
+            stream,
+            addr,
+            hello,
+            next_id: 1,
+            send: Vec::new(),
+            recv: RecvBuf::new(hello.max_frame_bytes),
+            nonblocking: false,
+            read_timeout: None,
+            broken: false,
+        })
+    }
+
+    /// What the server announced in its handshake (shard, shard count, maximum frame size).
+    pub fn hello(&self) -> &ServerHello {
+        &self.hello
+    }
+
+    /// The address this connection was opened with.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The server's socket address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    /// Largest frame (header included) the server accepts and sends.
+    pub fn max_frame_bytes(&self) -> u32 {
+        self.hello.max_frame_bytes
+    }
+
+    /// Current size of the receive buffer (it grows only up to `max_frame_bytes`).
+    pub fn recv_buffer_bytes(&self) -> usize {
+        self.recv.capacity()
+    }
+
+    /// A fresh request id (ids start at 1 and increase).
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// The send buffer, for building frames in place with the codec's writers
+    /// ([`BatchWriter`], [`MGetWriter`], [`Request::encode`]). Append whole frames only, with
+    /// ids from [`Connection::next_id`]; frames are not checked here, the server checks them.
+    pub fn send_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.send
+    }
+
+    /// Bytes buffered and not yet written.
+    pub fn buffered_bytes(&self) -> usize {
+        self.send.len()
+    }
+
+    /// The frames buffered and not yet written.
+    pub fn buffered(&self) -> &[u8] {
+        &self.send
+    }
+
+    /// Checks and buffers `request`; returns its id.
+    pub fn send_request(&mut self, request: &Request<'_>) -> Result<u64, ClientError> {
+        self.usable()?;
+        let id = self.next_id();
+        encode_checked(request, id, &mut self.send, self.hello.max_frame_bytes)?;
+        Ok(id)
+    }
+
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<u64, ClientError> {
+        self.send_request(&Request::Ping { payload })
+    }
+
+    pub fn send_get(&mut self, key: &[u8]) -> Result<u64, ClientError> {
+        self.send_request(&Request::Get { key })
+    }
+
+    pub fn send_put(&mut self, key: &[u8], value: &[u8]) -> Result<u64, ClientError> {
+        self.send_request(&Request::Put { key, value })
+    }
+
+    pub fn send_delete(&mut self, key: &[u8]) -> Result<u64, ClientError> {
+        self.send_request(&Request::Delete { key })
+    }
+
+    /// Starts a BATCH frame in the send buffer. Dropping the builder without
+    /// [`BatchBuilder::finish`] removes the partial frame.
+    pub fn begin_batch(&mut self) -> BatchBuilder<'_> {
+        let id = self.next_id();
+        let start = self.send.len();
+        let writer = BatchWriter::begin(&mut self.send, id);
+        BatchBuilder {
+            conn: self,
+            writer: Some(writer),
+            start,
+            id,
+        }
+    }
+
+    /// Starts an MGET frame in the send buffer (rolled back if dropped unfinished).
+    pub fn begin_mget(&mut self) -> MGetBuilder<'_> {
+        let id = self.next_id();
+        let start = self.send.len();
+        let writer = MGetWriter::begin(&mut self.send, id);
+        MGetBuilder {
+            conn: self,
+            writer: Some(writer),
+            start,
+            id,
+        }
+    }
+
+    /// Writes everything buffered (one `write` call unless the socket takes less).
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.usable()?;
+        if self.send.is_empty() {
+            return Ok(());
+        }
+        self.set_nonblocking(false)?;
+        match self.stream.write_all(&self.send) {
+            Ok(()) => {
+                self.send.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(ClientError::Io {
+                    addr: self.addr.clone(),
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// Bounds how long [`Connection::recv`] waits for bytes (`None`: forever, the default).
+    /// A wait that runs out returns `ClientError::Timeout` and leaves the connection usable.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.stream
+            .set_read_timeout(timeout)
+            .map_err(|e| self.io_error(e))?;
+        self.read_timeout = timeout;
+        Ok(())
+    }
+
+    /// Blocks until one whole response frame is received, and hands its request id and the
+    /// response (borrowed from the receive buffer) to `f`.
+    pub fn recv<R>(&mut self, f: impl FnOnce(u64, Response<'_>) -> R) -> Result<R, ClientError> {
+        self.usable()?;
+        loop {
+            if let Some((header, body)) = self.next_frame()? {
+                return self.decode(&header, body, f);
+            }
+            self.read_more(false)?;
+        }
+    }
+
+    /// Like [`Connection::recv`], but returns `Ok(None)` instead of waiting when no whole
+    /// frame has arrived yet.
+    pub fn try_recv<R>(
+        &mut self,
+        f: impl FnOnce(u64, Response<'_>) -> R,
+    ) -> Result<Option<R>, ClientError> {
+        self.usable()?;
+        if let Some((header, body)) = self.next_frame()? {
+            return self.decode(&header, body, f).map(Some);
+        }
+        if !self.read_more(true)? {
+            return Ok(None);
+        }
+        match self.next_frame()? {
+            Some((header, body)) => self.decode(&header, body, f).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn usable(&self) -> Result<(), ClientError> {
+        if self.broken {
+            return Err(ClientError::Closed);
+        }
+        Ok(())
+    }
+
+    fn next_frame(&mut self) -> Result<Option<(Header, Range<usize>)>, ClientError> {
+        self.recv.next_frame().map_err(|error| {
+            self.broken = true;
+            ClientError::Protocol {
+                addr: self.addr.clone(),
+                error,
+            }
+        })
+    }
+
+    fn decode<R>(
+        &mut self,
+        header: &Header,
+        body: Range<usize>,
+        f: impl FnOnce(u64, Response<'_>) -> R,
+    ) -> Result<R, ClientError> {
+        match Response::decode(header, self.recv.body(body)) {
+            Ok(response) => Ok(f(header.request_id, response)),
+            Err(error) => {
+                self.broken = true;
+                Err(ClientError::Protocol {
+                    addr: self.addr.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Reads once. Returns `false` if `nonblocking` and nothing was ready.
+    fn read_more(&mut self, nonblocking: bool) -> Result<bool, ClientError> {
+        self.set_nonblocking(nonblocking)?;
+        loop {
+            match self.recv.fill(&mut self.stream) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(ClientError::Io {
+                        addr: self.addr.clone(),
+                        source: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the server closed the connection",
+                        ),
+                    });
+                }
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(false)
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ClientError::Timeout {
+                        op: "recv",
+                        after: self.read_timeout.unwrap_or_default(),
+                    })
+                }
+                Err(e) => {
+                    self.broken = true;
+                    return Err(self.io_error(e));
+                }
+            }
+        }
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<(), ClientError> {
+        if self.nonblocking != nonblocking {
+            self.stream
+                .set_nonblocking(nonblocking)
+                .map_err(|e| self.io_error(e))?;
+            self.nonblocking = nonblocking;
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, source: io::Error) -> ClientError {
+        ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+}
+
+/// Opens a TCP connection to the first address of `addr` that answers, and does the
+/// handshake. Returns the stream (blocking, no timeouts set), the hello and the address text.
+pub(crate) fn open<A: ToSocketAddrs + fmt::Display>(
+    addr: A,
+    timeout: Duration,
+) -> Result<(TcpStream, ServerHello, String), ClientError> {
+    let name = addr.to_string();
+    let connect_error = |source| ClientError::Connect {
+        addr: name.clone(),
+        source,
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
+    let mut stream = None;
+    for socket_addr in addr.to_socket_addrs().map_err(connect_error)? {
+        match TcpStream::connect_timeout(&socket_addr, timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let mut stream = stream.ok_or_else(|| connect_error(last))?;
+    let hello = handshake(&mut stream, timeout).map_err(|e| match e {
+        HandshakeError::Io(source) => connect_error(source),
+        HandshakeError::Protocol(error) => ClientError::Protocol {
+            addr: name.clone(),
+            error,
+        },
+        HandshakeError::Refused(code) => ClientError::Server {
+            op: "HANDSHAKE",
+            code,
+            message: format!("{name} refused the connection"),
+        },
+    })?;
+    Ok((stream, hello, name))
+}
+
+enum HandshakeError {
+    Io(io::Error),
+    Protocol(ProtoError),
+    Refused(ErrorCode),
+}
+
+fn handshake(stream: &mut TcpStream, timeout: Duration) -> Result<ServerHello, HandshakeError> {
+    let setup = |stream: &mut TcpStream| -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))
+    };
+    setup(stream).map_err(HandshakeError::Io)?;
+    let timed = |e: io::Error| match e.kind() {
+        io::ErrorKind::WouldBlock => HandshakeError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no server hello within {timeout:?}"),
+        )),
+        _ => HandshakeError::Io(e),
+    };
+    let hello = ClientHello { version: VERSION }.encode();
+    stream.write_all(&hello).map_err(timed)?;
+    let mut answer = [0u8; SERVER_HELLO_BYTES];
+    stream.read_exact(&mut answer).map_err(timed)?;
+    let hello = ServerHello::decode(&answer).map_err(HandshakeError::Protocol)?;
+    if hello.status != ErrorCode::OK {
+        return Err(HandshakeError::Refused(hello.status));
+    }
+    if !(VERSION_MIN..=VERSION).contains(&hello.version) {
+        return Err(HandshakeError::Protocol(ProtoError::UnsupportedVersion(
+            hello.version,
+        )));
+    }
+    stream
+        .set_read_timeout(None)
+        .and_then(|()| stream.set_write_timeout(None))
+        .map_err(HandshakeError::Io)?;
+    Ok(hello)
+}
+
+/// A BATCH frame being built in a [`Connection`]'s send buffer.
+#[derive(Debug)]
+pub struct BatchBuilder<'c> {
+    conn: &'c mut Connection,
+    writer: Option<BatchWriter>,
+    start: usize,
+    id: u64,
+}
+
+impl BatchBuilder<'_> {
+    /// Appends a put (the key and value are checked first).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
+        check_key(key)?;
+        check_value(value)?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.put(&mut self.conn.send, key, value);
+        }
+        Ok(())
+    }
+
+    /// Appends a delete.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), ClientError> {
+        check_key(key)?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.delete(&mut self.conn.send, key);
+        }
+        Ok(())
+    }
+
+    /// Operations appended so far.
+    pub fn len(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.count() as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the frame takes so far.
+    pub fn frame_bytes(&self) -> usize {
+        self.conn.send.len() - self.start
+    }
+
+    /// The frame's request id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Completes the frame; returns its request id. A frame over the server's maximum size
+    /// or operation count is removed and refused.
+    pub fn finish(mut self) -> Result<u64, ClientError> {
+        let Some(writer) = self.writer.take() else {
+            return Err(ClientError::Closed);
+        };
+        let checked = check_frame(
+            op_name(ringkv_proto::opcode::BATCH),
+            self.frame_bytes(),
+            self.conn.hello.max_frame_bytes,
+        )
+        .and_then(|()| check_count("BATCH", writer.count(), ringkv_proto::request::BATCH_OPS_MAX));
+        if let Err(e) = checked {
+            self.conn.send.truncate(self.start);
+            return Err(e);
+        }
+        writer.finish(&mut self.conn.send);
+        Ok(self.id)
+    }
+}
+
+impl Drop for BatchBuilder<'_> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.conn.send.truncate(self.start);
+        }
+    }
+}
+
+/// An MGET frame being built in a [`Connection`]'s send buffer.
+#[derive(Debug)]
+pub struct MGetBuilder<'c> {
+    conn: &'c mut Connection,
+    writer: Option<MGetWriter>,
+    start: usize,
+    id: u64,
+}
+
+impl MGetBuilder<'_> {
+    /// Appends a key.
+    pub fn key(&mut self, key: &[u8]) -> Result<(), ClientError> {
+        check_key(key)?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.key(&mut self.conn.send, key);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.count() as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Completes the frame; returns its request id (refused if over the server's bounds).
+    pub fn finish(mut self) -> Result<u64, ClientError> {
+        let Some(writer) = self.writer.take() else {
+            return Err(ClientError::Closed);
+        };
+        let bytes = self.conn.send.len() - self.start;
+        let checked = check_frame("MGET", bytes, self.conn.hello.max_frame_bytes).and_then(
+            |()| check_count("MGET", writer.count(), ringkv_proto::request::MGET_KEYS_MAX),
+        );
+        if let Err(e) = checked {
+            self.conn.send.truncate(self.start);
+            return Err(e);
+        }
+        writer.finish(&mut self.conn.send);
+        Ok(self.id)
+    }
+}
+
+impl Drop for MGetBuilder<'_> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.conn.send.truncate(self.start);
+        }
+    }
+}
+
+fn check_count(op: &str, count: u32, max: u32) -> Result<(), ClientError> {
+    if count > max {
+        return Err(ClientError::InvalidArgument(format!(
+            "{op} of {count} entries exceeds the maximum of {max}"
+        )));
+    }
+    Ok(())
+}

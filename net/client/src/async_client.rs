@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::link::{wait_async, Reply, ReplyResult};
-use crate::ops::{self, Call, CursorScan, ScanPage, SlotScan, SlotSelector};
+use crate::ops::{self, Call, CursorScan, Entry, ScanPage, SlotScan, SlotSelector};
 use crate::pool::{off_thread, Pool};
 use crate::routing::Router;
 use ringkv_proto::{opcode, BatchOp, Request, ShardStats, Topology};
@@ -130,7 +130,7 @@ impl AsyncClient {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+    ) -> Result<Vec<Entry>, ClientError> {
         let mut scan = SlotScan::new(&self.pool, slot.into(), start, end, limit)?;
         while let Some(call) = scan.next_call(&self.pool) {
             scan.absorb(self.run(call?).await?)?;
@@ -144,7 +144,7 @@ impl AsyncClient {
     }
 
     /// Like [`Client::scan_all`].
-    pub async fn scan_all(&self, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+    pub async fn scan_all(&self, limit: usize) -> Result<Vec<Entry>, ClientError> {
         let mut scan = CursorScan::new(&self.pool, limit);
         while let Some(call) = scan.next_call(&self.pool) {
             scan.absorb(self.run(call?).await?)?;
@@ -199,5 +199,78 @@ impl AsyncClient {
             Some(e) => Err(e),
             None => Ok(replies),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Options, TestServer};
+    use futures_lite::future::{block_on, zip};
+    use ringkv_proto::ErrorCode;
+
+    #[test]
+    fn async_ops_under_a_minimal_executor() {
+        let server = TestServer::start(Options {
+            reverse: true,
+            ..Options::default()
+        });
+        block_on(async {
+            let c = AsyncClient::connect(server.base, ClientConfig::default())
+                .await
+                .unwrap();
+            c.ping().await.unwrap();
+            let (a, b) = zip(c.put("a", "1"), c.put("b", "2")).await;
+            a.unwrap();
+            b.unwrap();
+            assert_eq!(c.get("a").await.unwrap(), Some(b"1".to_vec()));
+            let ops = [
+                BatchOp::Put {
+                    key: b"{t}1",
+                    value: b"x",
+                },
+                BatchOp::Put {
+                    key: b"{t}2",
+                    value: b"y",
+                },
+                BatchOp::Delete { key: b"a" },
+            ];
+            assert_eq!(c.batch(&ops).await.unwrap(), 3);
+            assert_eq!(
+                c.mget(&["a", "b", "{t}2"]).await.unwrap(),
+                vec![None, Some(b"2".to_vec()), Some(b"y".to_vec())]
+            );
+            let slot = c.scan_slot("t", b"", b"", usize::MAX).await.unwrap();
+            assert_eq!(slot.len(), 2);
+            assert_eq!(c.scan_all(usize::MAX).await.unwrap().len(), 3);
+            let page = c.scan_page(b"", 2).await.unwrap();
+            assert_eq!(page.entries.len(), 2);
+            assert!(!page.next.is_empty());
+            let e = c.put("reject", "x").await.unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::INVALID_ARGUMENT));
+            c.delete("b").await.unwrap();
+            assert_eq!(c.topology().await.unwrap().shard_ports.len(), 2);
+            assert_eq!(c.stats().await.unwrap().len(), 2);
+            // The blocking handle shares the connections.
+            assert_eq!(c.to_blocking().get("{t}1").unwrap(), Some(b"x".to_vec()));
+        });
+    }
+
+    #[test]
+    fn async_reconnects_after_a_dead_connection() {
+        let server = TestServer::start(Options::default());
+        let c = block_on(AsyncClient::connect(
+            server.base.to_string(),
+            ClientConfig::default(),
+        ))
+        .unwrap();
+        block_on(async {
+            assert!(matches!(
+                c.put("kill", "x").await,
+                Err(ClientError::Io { .. })
+            ));
+            c.put("{kill}ok", "y").await.unwrap();
+            assert_eq!(c.get("{kill}ok").await.unwrap(), Some(b"y".to_vec()));
+        });
     }
 }

@@ -17,7 +17,7 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::ingest::Ingest;
 use crate::link::{Reply, ReplyResult};
-use crate::ops::{self, Call, CursorScan, ScanPage, SlotScan, SlotSelector};
+use crate::ops::{self, Call, CursorScan, Entry, ScanPage, SlotScan, SlotSelector};
 use crate::pool::Pool;
 use crate::routing::Router;
 use ringkv_proto::{opcode, BatchOp, Request, ShardStats, Topology};
@@ -148,7 +148,7 @@ impl Client {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+    ) -> Result<Vec<Entry>, ClientError> {
         let mut scan = SlotScan::new(&self.pool, slot.into(), start, end, limit)?;
         while let Some(call) = scan.next_call(&self.pool) {
             scan.absorb(self.run(call?)?)?;
@@ -163,7 +163,7 @@ impl Client {
     }
 
     /// Every entry of the node in (slot, key) order, up to `limit` entries.
-    pub fn scan_all(&self, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+    pub fn scan_all(&self, limit: usize) -> Result<Vec<Entry>, ClientError> {
         let mut scan = CursorScan::new(&self.pool, limit);
         while let Some(call) = scan.next_call(&self.pool) {
             scan.absorb(self.run(call?)?)?;
@@ -266,5 +266,215 @@ impl Iterator for ScanAll<'_> {
                 return Some(Err(e));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Options, TestServer};
+    use ringkv_proto::{slot_of, ErrorCode, KEY_BYTES_MAX};
+    use std::sync::atomic::Ordering;
+
+    fn client(server: &TestServer, config: ClientConfig) -> Client {
+        Client::connect(server.base, config).unwrap()
+    }
+
+    #[test]
+    fn data_ops_route_and_round_trip() {
+        let server = TestServer::start(Options::default());
+        let c = client(&server, ClientConfig::default());
+        assert_eq!(c.router().shard_count(), 2);
+        assert_eq!(c.shard_addrs().len(), 2);
+        c.ping().unwrap();
+        c.put("alpha", "1").unwrap();
+        assert_eq!(c.get("alpha").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(c.get("missing").unwrap(), None);
+        c.delete("alpha").unwrap();
+        assert_eq!(c.get("alpha").unwrap(), None);
+        let keys: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+        let ops: Vec<BatchOp<'_>> = keys
+            .iter()
+            .map(|k| BatchOp::Put {
+                key: k.as_bytes(),
+                value: k.as_bytes(),
+            })
+            .collect();
+        assert_eq!(c.batch(&ops).unwrap(), 300);
+        assert_eq!(c.batch(&[]).unwrap(), 0);
+        let mut asked: Vec<&str> = keys.iter().map(String::as_str).rev().collect();
+        asked.insert(7, "nope");
+        let values = c.mget(&asked).unwrap();
+        assert_eq!(values.len(), asked.len());
+        for (key, value) in asked.iter().zip(&values) {
+            match *key {
+                "nope" => assert_eq!(value, &None),
+                k => assert_eq!(value.as_deref(), Some(k.as_bytes())),
+            }
+        }
+        let all = c.scan_all(usize::MAX).unwrap();
+        assert_eq!(all.len(), 300);
+        let mut ordered = all.clone();
+        ordered.sort_by_key(|(k, _)| (slot_of(k), k.clone()));
+        assert_eq!(all, ordered, "(slot, key) order");
+        assert_eq!(c.scan_all(10).unwrap(), all[..10].to_vec());
+        let iterated: Vec<_> = c.scan_all_iter().map(Result::unwrap).collect();
+        assert_eq!(iterated, all);
+        let topology = c.topology().unwrap();
+        assert_eq!(&topology, c.cached_topology());
+        let stats = c.stats().unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!(stats[0].get("keys"), Some(300));
+    }
+
+    #[test]
+    fn slot_scans_page_until_done_and_honour_the_limit() {
+        let server = TestServer::start(Options::default());
+        let config = ClientConfig {
+            scan_page: 3,
+            ..ClientConfig::default()
+        };
+        let c = client(&server, config);
+        for i in 0..10 {
+            c.put(format!("{{user42}}:{i}"), format!("v{i}")).unwrap();
+        }
+        c.put("other", "x").unwrap();
+        let entries = c.scan_slot("user42", b"", b"", usize::MAX).unwrap();
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..10).map(|i| format!("{{user42}}:{i}")).collect();
+        assert_eq!(keys, expected);
+        let by_slot = c
+            .scan_slot(slot_of(b"user42"), b"{user42}:3", b"{user42}:7", usize::MAX)
+            .unwrap();
+        assert_eq!(by_slot.len(), 4);
+        assert_eq!(by_slot[0].1, b"v3");
+        assert_eq!(c.scan_slot("user42", b"", b"", 5).unwrap().len(), 5);
+        assert!(c.scan_slot(4096u16, b"", b"", 5).is_err());
+    }
+
+    #[test]
+    fn errors_say_what_failed() {
+        let server = TestServer::start(Options::default());
+        let c = client(&server, ClientConfig::default());
+        let e = c.put("reject-me", "x").unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::INVALID_ARGUMENT));
+        assert!(matches!(e, ClientError::Server { op: "PUT", .. }), "{e}");
+        let e = c.get(vec![b'k'; KEY_BYTES_MAX + 1]).unwrap_err();
+        assert!(matches!(e, ClientError::InvalidArgument(_)), "{e}");
+        assert!(matches!(c.get(""), Err(ClientError::InvalidArgument(_))));
+        let ops = [
+            BatchOp::Put {
+                key: b"reject-batch",
+                value: b"1",
+            },
+            BatchOp::Put {
+                key: b"fine",
+                value: b"1",
+            },
+        ];
+        let e = c.batch(&ops).unwrap_err();
+        assert!(matches!(e, ClientError::Server { op: "BATCH", .. }), "{e}");
+        // The client is still usable.
+        c.put("fine", "2").unwrap();
+    }
+
+    #[test]
+    fn timeouts_fail_the_request_not_the_client() {
+        let server = TestServer::start(Options::default());
+        let config = ClientConfig {
+            request_timeout: Duration::from_millis(100),
+            ..ClientConfig::default()
+        };
+        let c = client(&server, config);
+        let e = c.put("slow-1", "x").unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { op: "PUT", .. }), "{e}");
+        // The late answer is dropped; later calls on the same connection work.
+        std::thread::sleep(Duration::from_millis(400));
+        c.put("fast", "y").unwrap();
+        assert_eq!(c.get("fast").unwrap(), Some(b"y".to_vec()));
+    }
+
+    #[test]
+    fn a_dead_connection_fails_its_requests_and_the_next_call_reconnects() {
+        let server = TestServer::start(Options::default());
+        let c = client(&server, ClientConfig::default());
+        let before = server.accepted.load(Ordering::SeqCst);
+        let e = c.put("kill-it", "x").unwrap_err();
+        assert!(matches!(e, ClientError::Io { .. }), "{e}");
+        // "{kill-it}..." has the slot of "kill-it": the dead link is picked again, found
+        // dead (fail_all marks it before failing the waiters) and replaced.
+        c.put("{kill-it}after", "y").unwrap();
+        assert_eq!(c.get("{kill-it}after").unwrap(), Some(b"y".to_vec()));
+        assert!(server.accepted.load(Ordering::SeqCst) > before);
+    }
+
+    #[test]
+    fn many_threads_share_a_small_window_with_out_of_order_answers() {
+        let server = TestServer::start(Options {
+            reverse: true,
+            ..Options::default()
+        });
+        let config = ClientConfig {
+            max_in_flight: 2,
+            connections_per_shard: 2,
+            ..ClientConfig::default()
+        };
+        let c = client(&server, config);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let c = c.clone();
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let key = format!("t{t}-{i}");
+                        c.put(&key, key.as_bytes()).unwrap();
+                        assert_eq!(c.get(&key).unwrap().as_deref(), Some(key.as_bytes()));
+                    }
+                });
+            }
+        });
+        assert_eq!(c.scan_all(usize::MAX).unwrap().len(), 8 * 200);
+    }
+
+    #[test]
+    fn mget_splits_frames_that_would_be_too_large() {
+        let server = TestServer::start(Options {
+            max_frame_bytes: 64 << 10,
+            ..Options::default()
+        });
+        let c = client(&server, ClientConfig::default());
+        assert_eq!(c.max_frame_bytes(), 64 << 10);
+        let keys: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| {
+                let mut k = format!("{i:04}").into_bytes();
+                k.resize(1000, b'.');
+                k
+            })
+            .collect();
+        for k in keys.iter().step_by(3) {
+            c.put(k, &k[..4]).unwrap();
+        }
+        let values = c.mget(&keys).unwrap();
+        for (i, (k, v)) in keys.iter().zip(&values).enumerate() {
+            assert_eq!(v.as_deref(), (i % 3 == 0).then_some(&k[..4]));
+        }
+        // One shard's BATCH part over the frame limit is refused before sending.
+        let ops: Vec<BatchOp<'_>> = keys
+            .iter()
+            .map(|k| BatchOp::Put { key: k, value: k })
+            .collect();
+        assert!(matches!(
+            c.batch(&ops),
+            Err(ClientError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn client_is_send_sync_and_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Client>();
+        check::<crate::AsyncClient>();
     }
 }

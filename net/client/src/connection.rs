@@ -280,9 +280,7 @@ impl Connection {
                 }
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(false)
-                }
+                Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -457,7 +455,13 @@ impl BatchBuilder<'_> {
             self.frame_bytes(),
             self.conn.hello.max_frame_bytes,
         )
-        .and_then(|()| check_count("BATCH", writer.count(), ringkv_proto::request::BATCH_OPS_MAX));
+        .and_then(|()| {
+            check_count(
+                "BATCH",
+                writer.count(),
+                ringkv_proto::request::BATCH_OPS_MAX,
+            )
+        });
         if let Err(e) = checked {
             self.conn.send.truncate(self.start);
             return Err(e);
@@ -508,9 +512,9 @@ impl MGetBuilder<'_> {
             return Err(ClientError::Closed);
         };
         let bytes = self.conn.send.len() - self.start;
-        let checked = check_frame("MGET", bytes, self.conn.hello.max_frame_bytes).and_then(
-            |()| check_count("MGET", writer.count(), ringkv_proto::request::MGET_KEYS_MAX),
-        );
+        let checked = check_frame("MGET", bytes, self.conn.hello.max_frame_bytes).and_then(|()| {
+            check_count("MGET", writer.count(), ringkv_proto::request::MGET_KEYS_MAX)
+        });
         if let Err(e) = checked {
             self.conn.send.truncate(self.start);
             return Err(e);
@@ -535,4 +539,207 @@ fn check_count(op: &str, count: u32, max: u32) -> Result<(), ClientError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Options, TestServer};
+    use ringkv_proto::{KEY_BYTES_MAX, MAX_FRAME_BYTES_DEFAULT};
+    use std::collections::HashMap;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn handshake_pipelining_and_out_of_order_answers() {
+        let server = TestServer::start(Options {
+            reverse: true,
+            ..Options::default()
+        });
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        assert_eq!(conn.hello().shard_count, 2);
+        let mut sent = Vec::new();
+        for i in 0..100u32 {
+            let key = format!("key-{i}");
+            sent.push(conn.send_put(key.as_bytes(), &i.to_le_bytes()).unwrap());
+        }
+        conn.flush().unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            let id = conn
+                .recv(|id, r| {
+                    assert_eq!(r, Response::Done);
+                    id
+                })
+                .unwrap();
+            ids.push(id);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_ne!(ids, sorted, "the server answered in reverse within a read");
+        assert_eq!(sorted, sent);
+        let mut gets = HashMap::new();
+        for i in 0..100u32 {
+            gets.insert(conn.send_get(format!("key-{i}").as_bytes()).unwrap(), i);
+        }
+        conn.flush().unwrap();
+        for _ in 0..100 {
+            let (id, value) = conn
+                .recv(|id, r| match r {
+                    Response::Value(Some(v)) => (id, v.to_vec()),
+                    other => panic!("{other:?}"),
+                })
+                .unwrap();
+            assert_eq!(value, gets[&id].to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn try_recv_returns_none_until_an_answer_is_there() {
+        let server = TestServer::start(Options::default());
+        let mut conn = Connection::connect(server.base.to_string(), TIMEOUT).unwrap();
+        assert!(conn.try_recv(|_, _| ()).unwrap().is_none());
+        let id = conn.send_ping(b"hi").unwrap();
+        conn.flush().unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let got = loop {
+            if let Some(got) = conn
+                .try_recv(|id, r| {
+                    (
+                        id,
+                        matches!(r, Response::Pong { payload } if payload == b"hi"),
+                    )
+                })
+                .unwrap()
+            {
+                break got;
+            }
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(got, (id, true));
+        // Blocking recv still works after non-blocking reads.
+        conn.send_get(b"nothing").unwrap();
+        conn.flush().unwrap();
+        assert!(conn.recv(|_, r| r == Response::Value(None)).unwrap());
+    }
+
+    #[test]
+    fn builders_check_and_roll_back() {
+        let server = TestServer::start(Options {
+            max_frame_bytes: 64 << 10,
+            ..Options::default()
+        });
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        assert!(conn.send_get(b"").is_err());
+        assert!(conn.send_get(&vec![b'k'; KEY_BYTES_MAX + 1]).is_err());
+        assert_eq!(conn.buffered_bytes(), 0);
+        {
+            let mut batch = conn.begin_batch();
+            batch.put(b"a", b"1").unwrap();
+            assert!(batch.put(b"", b"1").is_err());
+            // Dropped without finish: rolled back.
+        }
+        assert_eq!(conn.buffered_bytes(), 0);
+        let mut batch = conn.begin_batch();
+        for i in 0..1000u32 {
+            batch.put(&i.to_le_bytes(), &[0; 100]).unwrap();
+        }
+        assert!(batch.finish().is_err(), "over 64 KiB");
+        assert_eq!(conn.buffered_bytes(), 0);
+        let mut batch = conn.begin_batch();
+        batch.put(b"a", b"1").unwrap();
+        batch.delete(b"b").unwrap();
+        assert_eq!(batch.len(), 2);
+        let id = batch.finish().unwrap();
+        let mut mget = conn.begin_mget();
+        mget.key(b"a").unwrap();
+        mget.key(b"b").unwrap();
+        let mget_id = mget.finish().unwrap();
+        conn.flush().unwrap();
+        assert_eq!(
+            conn.recv(|i, r| (i, r == Response::BatchDone { applied: 2 }))
+                .unwrap(),
+            (id, true)
+        );
+        let values = conn
+            .recv(|i, r| match r {
+                Response::MGet(v) => (i, v.iter().map(|v| v.map(<[u8]>::to_vec)).collect()),
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        assert_eq!(values, (mget_id, vec![Some(b"1".to_vec()), None]));
+    }
+
+    #[test]
+    fn receive_buffer_stays_within_the_announced_maximum() {
+        let max = 256 << 10;
+        let server = TestServer::start(Options {
+            max_frame_bytes: max,
+            ..Options::default()
+        });
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        let big = vec![9u8; (max as usize) - 64];
+        conn.send_put(b"big", &big).unwrap();
+        conn.send_get(b"big").unwrap();
+        conn.flush().unwrap();
+        conn.recv(|_, r| assert_eq!(r, Response::Done)).unwrap();
+        let len = conn
+            .recv(|_, r| match r {
+                Response::Value(Some(v)) => v.len(),
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        assert_eq!(len, big.len());
+        assert!(conn.recv_buffer_bytes() <= max as usize);
+        assert!(max < MAX_FRAME_BYTES_DEFAULT);
+        // A request bigger than the server accepts is refused before sending.
+        let too_big = vec![0u8; max as usize];
+        assert!(matches!(
+            conn.send_put(b"k", &too_big),
+            Err(ClientError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn a_closed_connection_is_an_error_then_unusable() {
+        let server = TestServer::start(Options::default());
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        conn.send_put(b"kill-me", b"x").unwrap();
+        conn.flush().unwrap();
+        let e = conn.recv(|_, _| ()).unwrap_err();
+        assert!(matches!(e, ClientError::Io { .. }), "{e}");
+        assert!(matches!(conn.recv(|_, _| ()), Err(ClientError::Closed)));
+        assert!(matches!(conn.flush(), Err(ClientError::Closed)));
+    }
+
+    #[test]
+    fn read_timeout_is_a_timeout_and_keeps_the_connection() {
+        let server = TestServer::start(Options::default());
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        conn.send_put(b"slow-key", b"x").unwrap();
+        conn.flush().unwrap();
+        assert!(matches!(
+            conn.recv(|_, _| ()),
+            Err(ClientError::Timeout { .. })
+        ));
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.recv(|_, r| assert_eq!(r, Response::Done)).unwrap();
+    }
+
+    #[test]
+    fn connect_errors_name_the_address() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let e = Connection::connect(addr.as_str(), TIMEOUT).unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Connect { addr: a, .. } if *a == addr),
+            "{e}"
+        );
+    }
 }

@@ -81,7 +81,10 @@ impl ClientError {
 /// with its own [`ClientError`].
 #[derive(Debug, Clone)]
 pub(crate) enum DeathCause {
-    Io { kind: io::ErrorKind, message: String },
+    Io {
+        kind: io::ErrorKind,
+        message: String,
+    },
     Protocol(ProtoError),
     Closed,
 }

@@ -62,9 +62,18 @@ struct Lane {
 }
 
 enum Ack {
-    Applied { id: u64, applied: u32 },
-    Refused { id: u64, code: ErrorCode, message: String },
-    Other { id: u64 },
+    Applied {
+        id: u64,
+        applied: u32,
+    },
+    Refused {
+        id: u64,
+        code: ErrorCode,
+        message: String,
+    },
+    Other {
+        id: u64,
+    },
 }
 
 /// The bulk-loading handle. See the module documentation.
@@ -367,5 +376,124 @@ impl Lane {
             .reserve(self.frame_bytes_target + (64 << 10));
         self.conn = Some(conn);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Options, TestServer};
+    use crate::{Client, ClientConfig};
+    use std::time::Duration;
+
+    fn config() -> IngestConfig {
+        IngestConfig {
+            batch_ops: 64,
+            pipeline: 4,
+            ..IngestConfig::default()
+        }
+    }
+
+    #[test]
+    fn bulk_load_is_acknowledged_and_readable() {
+        let server = TestServer::start(Options {
+            reverse: true,
+            ..Options::default()
+        });
+        let mut ingest = Ingest::connect(server.base, config()).unwrap();
+        let value = [7u8; 100];
+        for i in 0..10_000u64 {
+            ingest.put(&i.to_be_bytes(), &value).unwrap();
+            assert!(ingest.frames_in_flight() <= 2 * 4, "window per shard");
+        }
+        ingest.delete(&0u64.to_be_bytes()).unwrap();
+        assert!(ingest.ops_buffered() > 0);
+        let counters = ingest.flush().unwrap();
+        assert_eq!(ingest.ops_buffered(), 0);
+        assert_eq!(counters.ops_sent, 10_001);
+        assert_eq!(counters.ops_acked, 10_001);
+        assert_eq!(counters.ops_failed, 0);
+        assert_eq!(counters.frames_acked, counters.frames_sent);
+        // 64 ops per frame: at least 10_001 / 64 frames.
+        assert!(counters.frames_sent >= 157, "{counters:?}");
+        assert!(counters.bytes_sent > 10_000 * 100);
+        let client = Client::connect(server.base, ClientConfig::default()).unwrap();
+        assert_eq!(client.get(0u64.to_be_bytes()).unwrap(), None);
+        assert_eq!(
+            client.get(9_999u64.to_be_bytes()).unwrap(),
+            Some(value.to_vec())
+        );
+        assert_eq!(client.scan_all(usize::MAX).unwrap().len(), 9_999);
+    }
+
+    #[test]
+    fn frames_are_cut_by_bytes_too() {
+        let server = TestServer::start(Options::default());
+        let cfg = IngestConfig {
+            batch_bytes: 10_000,
+            ..config()
+        };
+        let mut ingest = Ingest::connect(server.base, cfg).unwrap();
+        for i in 0..100u32 {
+            ingest.put(&i.to_le_bytes(), &[1; 1000]).unwrap();
+        }
+        let counters = ingest.flush().unwrap();
+        // About ten 1 KiB ops fit 10_000 bytes: far more frames than 100 / 64.
+        assert!(counters.frames_sent >= 10, "{counters:?}");
+        assert_eq!(counters.ops_acked, 100);
+    }
+
+    #[test]
+    fn a_refused_frame_is_reported_with_its_code_and_counted() {
+        let server = TestServer::start(Options::default());
+        let mut ingest = Ingest::connect(server.base, config()).unwrap();
+        for i in 0..100u32 {
+            ingest.put(format!("ok-{i}").as_bytes(), b"v").unwrap();
+        }
+        ingest.put(b"reject-this", b"v").unwrap();
+        let e = ingest.flush().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::INVALID_ARGUMENT), "{e}");
+        let c = ingest.counters();
+        assert!(c.ops_failed >= 1, "{c:?}");
+        assert_eq!(c.ops_acked + c.ops_failed, 101);
+        // The error was reported once; the handle keeps working.
+        ingest.put(b"after", b"v").unwrap();
+        let c = ingest.flush().unwrap();
+        assert_eq!(c.ops_acked + c.ops_failed, 102);
+        // Invalid arguments are refused before queueing.
+        assert!(ingest.put(b"", b"v").is_err());
+        assert!(ingest
+            .put(&vec![0; ringkv_proto::KEY_BYTES_MAX + 1], b"v")
+            .is_err());
+        assert_eq!(ingest.ops_buffered(), 0);
+    }
+
+    #[test]
+    fn a_lost_connection_fails_its_ops_and_the_shard_reconnects() {
+        let server = TestServer::start(Options::default());
+        let client = Client::connect(server.base, ClientConfig::default()).unwrap();
+        let mut ingest = client.ingest().unwrap();
+        ingest.put(b"kill", b"v").unwrap();
+        let e = ingest.flush().unwrap_err();
+        assert!(matches!(e, ClientError::Io { .. }), "{e}");
+        assert_eq!(ingest.counters().ops_failed, 1);
+        ingest.put(b"{kill}later", b"v").unwrap();
+        let c = ingest.flush().unwrap();
+        assert_eq!(c.ops_acked, 1);
+        assert_eq!(client.get("{kill}later").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn ack_timeout_is_reported() {
+        let server = TestServer::start(Options::default());
+        let cfg = IngestConfig {
+            ack_timeout: Duration::from_millis(50),
+            ..config()
+        };
+        let mut ingest = Ingest::connect(server.base, cfg).unwrap();
+        ingest.put(b"slow", b"v").unwrap();
+        assert!(matches!(ingest.flush(), Err(ClientError::Timeout { .. })));
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(ingest.flush().unwrap().ops_acked, 1);
     }
 }

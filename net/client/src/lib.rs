@@ -41,6 +41,6 @@ pub use config::{
 pub use connection::{BatchBuilder, Connection, MGetBuilder};
 pub use error::ClientError;
 pub use ingest::{Ingest, IngestCounters};
-pub use ops::{ScanPage, SlotSelector};
+pub use ops::{Entry, ScanPage, SlotSelector};
 pub use ringkv_proto::{BatchOp, ErrorCode, Response, ServerHello, ShardStats, Topology};
 pub use routing::Router;

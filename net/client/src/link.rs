@@ -64,10 +64,7 @@ impl Reply {
                 Reply::Values(values.iter().map(|v| v.map(<[u8]>::to_vec)).collect())
             }
             Response::Scan(page) => Reply::Scan {
-                entries: page
-                    .iter()
-                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .collect(),
+                entries: page.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
                 next: page.next.to_vec(),
             },
             Response::Topology(topology) => Reply::Topology(topology),
@@ -389,7 +386,9 @@ fn read_loop(shared: &Shared, mut stream: TcpStream, max_frame_bytes: u32, sweep
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => break DeathCause::from_io(&e),
         }
@@ -418,7 +417,8 @@ fn dispatch(shared: &Shared, header: &Header, body: &[u8]) -> Result<(), DeathCa
     };
     match result {
         Ok(response) => {
-            let closes = matches!(&response, Response::Error { code, .. } if code.closes_connection());
+            let closes =
+                matches!(&response, Response::Error { code, .. } if code.closes_connection());
             let _ = pending
                 .reply
                 .send(Reply::from_response(pending.opcode, response));

@@ -19,6 +19,9 @@ use ringkv_proto::{
     ShardStats, Topology,
 };
 
+/// A key and its value, as scans return them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One frame to send to one shard.
 pub(crate) struct Call {
     pub(crate) shard: u16,
@@ -67,7 +70,7 @@ impl<'a> From<&'a str> for SlotSelector<'a> {
 /// the scan is complete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanPage {
-    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub entries: Vec<Entry>,
     pub next: Vec<u8>,
 }
 
@@ -204,7 +207,11 @@ pub(crate) fn finish_mget(
     replies: Vec<Reply>,
 ) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
     let mut parts = Vec::with_capacity(replies.len());
-    for ((reply, positions), &shard) in replies.into_iter().zip(&layout.positions).zip(&layout.shards) {
+    for ((reply, positions), &shard) in replies
+        .into_iter()
+        .zip(&layout.positions)
+        .zip(&layout.shards)
+    {
         let addr = pool.shard_addr(shard);
         match reply {
             Reply::Values(values) if values.len() == positions.len() => parts.push(values),
@@ -240,10 +247,12 @@ pub(crate) fn expect_done(reply: Reply, op: u8) -> Result<(), ClientError> {
 
 /// Operations applied over all BATCH frames.
 pub(crate) fn expect_applied(replies: Vec<Reply>) -> Result<u64, ClientError> {
-    replies.into_iter().try_fold(0u64, |sum, reply| match reply {
-        Reply::BatchDone(applied) => Ok(sum + u64::from(applied)),
-        _ => Err(unexpected("(reply)", opcode::BATCH)),
-    })
+    replies
+        .into_iter()
+        .try_fold(0u64, |sum, reply| match reply {
+            Reply::BatchDone(applied) => Ok(sum + u64::from(applied)),
+            _ => Err(unexpected("(reply)", opcode::BATCH)),
+        })
 }
 
 pub(crate) fn expect_pong(reply: Reply) -> Result<(), ClientError> {
@@ -285,7 +294,7 @@ pub(crate) struct SlotScan {
     page: u32,
     left: usize,
     done: bool,
-    pub(crate) entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl SlotScan {
@@ -348,7 +357,7 @@ pub(crate) struct CursorScan {
     page: u32,
     left: usize,
     done: bool,
-    pub(crate) entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl CursorScan {

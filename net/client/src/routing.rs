@@ -72,9 +72,12 @@ impl Router {
 
     /// The shard that owns `slot`; slots out of range are an argument error.
     pub fn shard_of_slot(&self, slot: u16) -> Result<u16, ClientError> {
-        self.slot_owners.get(usize::from(slot)).copied().ok_or_else(|| {
-            ClientError::InvalidArgument(format!("slot {slot} is not below {SLOT_COUNT}"))
-        })
+        self.slot_owners
+            .get(usize::from(slot))
+            .copied()
+            .ok_or_else(|| {
+                ClientError::InvalidArgument(format!("slot {slot} is not below {SLOT_COUNT}"))
+            })
     }
 
     /// The shard that owns `key`.
@@ -237,7 +240,10 @@ pub fn check_batch(
         }
         let bytes = HEADER_BYTES
             + COUNT_BYTES
-            + group.iter().map(|&i| batch_op_bytes(&ops[i])).sum::<usize>();
+            + group
+                .iter()
+                .map(|&i| batch_op_bytes(&ops[i]))
+                .sum::<usize>();
         check_frame("BATCH", bytes, max_frame_bytes)?;
     }
     Ok(())
@@ -255,8 +261,8 @@ pub fn mget_chunks<K: AsRef<[u8]>>(
     let mut bytes = HEADER_BYTES + COUNT_BYTES;
     for (at, &index) in group.iter().enumerate() {
         let key_bytes = 2 + keys[index].as_ref().len();
-        let full = at - start >= MGET_KEYS_MAX as usize
-            || bytes + key_bytes > max_frame_bytes as usize;
+        let full =
+            at - start >= MGET_KEYS_MAX as usize || bytes + key_bytes > max_frame_bytes as usize;
         if full && at > start {
             chunks.push(start..at);
             start = at;

@@ -496,4 +496,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(ingest.flush().unwrap().ops_acked, 1);
     }
+
+    /// Client-side rate against the in-process test server in sink mode (it decodes and
+    /// acknowledges every frame but stores nothing; client and server share the machine):
+    /// `cargo test --release -p ringkv-client -- --ignored ingest_rate --nocapture`.
+    #[test]
+    #[ignore = "measurement; run in release"]
+    fn ingest_rate_against_the_test_server() {
+        let server = TestServer::start(Options {
+            sink: true,
+            ..Options::default()
+        });
+        let mut ingest = Ingest::connect(server.base, IngestConfig::default()).unwrap();
+        let value = [0u8; 100];
+        let mut key = [0u8; 16];
+        let n = 2_000_000u64;
+        let began = std::time::Instant::now();
+        for i in 0..n {
+            key[8..].copy_from_slice(&i.to_be_bytes());
+            ingest.put(&key, &value).unwrap();
+        }
+        let c = ingest.flush().unwrap();
+        let rate = c.ops_acked as f64 / began.elapsed().as_secs_f64();
+        println!("{rate:.0} ops/s {c:?}");
+    }
 }

@@ -4,7 +4,8 @@
 //! "shard", a handshake that names the shard, and every data and admin op against one
 //! shared ordered map keyed by (slot, key). It is not the ringkv server: it exists so the
 //! client's connection handling, pipelining, out-of-order matching, routing, paging,
-//! timeouts and failure paths can be tested without one. Faults are triggered by key
+//! timeouts and failure paths can be tested without one (and, with `sink`, the ingest path's
+//! own rate measured). Faults are triggered by key
 //! prefixes: `reject*` is refused with INVALID_ARGUMENT, `slow*` is answered after 300 ms,
 //! `kill*` makes the server close the connection without answering. With `reverse`, the
 //! answers to the frames of one read are written in reverse order.
@@ -32,6 +33,8 @@ pub(crate) struct Options {
     pub(crate) shards: u16,
     pub(crate) reverse: bool,
     pub(crate) max_frame_bytes: u32,
+    /// Acknowledge BATCH frames without storing them (to measure the client alone).
+    pub(crate) sink: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             shards: 2,
             reverse: false,
             max_frame_bytes: 1 << 20,
+            sink: false,
         }
     }
 }
@@ -124,6 +128,14 @@ fn serve(mut stream: TcpStream, shard: u16, options: Options, store: &Store, top
                 Ok(Decoded::Frame(frame, len)) => {
                     let mut out = Vec::new();
                     let keep_going = match Request::decode(frame.header.opcode, frame.body) {
+                        Ok(Request::Batch(batch)) if options.sink => {
+                            encode_batch_done(
+                                &mut out,
+                                frame.header.request_id,
+                                batch.len() as u32,
+                            );
+                            true
+                        }
                         Ok(request) => {
                             handle(&request, frame.header.request_id, store, topology, &mut out)
                         }

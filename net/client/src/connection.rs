@@ -16,9 +16,10 @@
 //! Deadlock note: a caller that keeps sending without reading can fill both directions'
 //! socket buffers; interleave `recv`/`try_recv` with sends (the ingest path bounds its window).
 
-use crate::error::{op_name, ClientError};
+use crate::builders::{BatchBuilder, MGetBuilder};
+use crate::error::ClientError;
 use crate::recv_buf::RecvBuf;
-use crate::routing::{check_frame, check_key, check_value, encode_checked};
+use crate::routing::encode_checked;
 use ringkv_proto::frame::ServerHello;
 use ringkv_proto::{
     BatchWriter, ClientHello, ErrorCode, Header, MGetWriter, ProtoError, Request, Response,
@@ -35,9 +36,9 @@ use std::time::Duration;
 pub struct Connection {
     stream: TcpStream,
     addr: String,
-    hello: ServerHello,
+    pub(crate) hello: ServerHello,
     next_id: u64,
-    send: Vec<u8>,
+    pub(crate) send: Vec<u8>,
     recv: RecvBuf,
     nonblocking: bool,
     read_timeout: Option<Duration>,
@@ -144,12 +145,7 @@ impl Connection {
         let id = self.next_id();
         let start = self.send.len();
         let writer = BatchWriter::begin(&mut self.send, id);
-        BatchBuilder {
-            conn: self,
-            writer: Some(writer),
-            start,
-            id,
-        }
+        BatchBuilder::new(self, writer, start, id)
     }
 
     /// Starts an MGET frame in the send buffer (rolled back if dropped unfinished).
@@ -157,12 +153,7 @@ impl Connection {
         let id = self.next_id();
         let start = self.send.len();
         let writer = MGetWriter::begin(&mut self.send, id);
-        MGetBuilder {
-            conn: self,
-            writer: Some(writer),
-            start,
-            id,
-        }
+        MGetBuilder::new(self, writer, start, id)
     }
 
     /// Writes everything buffered (one `write` call unless the socket takes less).
@@ -394,151 +385,6 @@ fn handshake(stream: &mut TcpStream, timeout: Duration) -> Result<ServerHello, H
         .and_then(|()| stream.set_write_timeout(None))
         .map_err(HandshakeError::Io)?;
     Ok(hello)
-}
-
-/// A BATCH frame being built in a [`Connection`]'s send buffer.
-#[derive(Debug)]
-pub struct BatchBuilder<'c> {
-    conn: &'c mut Connection,
-    writer: Option<BatchWriter>,
-    start: usize,
-    id: u64,
-}
-
-impl BatchBuilder<'_> {
-    /// Appends a put (the key and value are checked first).
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
-        check_key(key)?;
-        check_value(value)?;
-        if let Some(writer) = self.writer.as_mut() {
-            writer.put(&mut self.conn.send, key, value);
-        }
-        Ok(())
-    }
-
-    /// Appends a delete.
-    pub fn delete(&mut self, key: &[u8]) -> Result<(), ClientError> {
-        check_key(key)?;
-        if let Some(writer) = self.writer.as_mut() {
-            writer.delete(&mut self.conn.send, key);
-        }
-        Ok(())
-    }
-
-    /// Operations appended so far.
-    pub fn len(&self) -> usize {
-        self.writer.as_ref().map_or(0, |w| w.count() as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Bytes the frame takes so far.
-    pub fn frame_bytes(&self) -> usize {
-        self.conn.send.len() - self.start
-    }
-
-    /// The frame's request id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Completes the frame; returns its request id. A frame over the server's maximum size
-    /// or operation count is removed and refused.
-    pub fn finish(mut self) -> Result<u64, ClientError> {
-        let Some(writer) = self.writer.take() else {
-            return Err(ClientError::Closed);
-        };
-        let checked = check_frame(
-            op_name(ringkv_proto::opcode::BATCH),
-            self.frame_bytes(),
-            self.conn.hello.max_frame_bytes,
-        )
-        .and_then(|()| {
-            check_count(
-                "BATCH",
-                writer.count(),
-                ringkv_proto::request::BATCH_OPS_MAX,
-            )
-        });
-        if let Err(e) = checked {
-            self.conn.send.truncate(self.start);
-            return Err(e);
-        }
-        writer.finish(&mut self.conn.send);
-        Ok(self.id)
-    }
-}
-
-impl Drop for BatchBuilder<'_> {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            self.conn.send.truncate(self.start);
-        }
-    }
-}
-
-/// An MGET frame being built in a [`Connection`]'s send buffer.
-#[derive(Debug)]
-pub struct MGetBuilder<'c> {
-    conn: &'c mut Connection,
-    writer: Option<MGetWriter>,
-    start: usize,
-    id: u64,
-}
-
-impl MGetBuilder<'_> {
-    /// Appends a key.
-    pub fn key(&mut self, key: &[u8]) -> Result<(), ClientError> {
-        check_key(key)?;
-        if let Some(writer) = self.writer.as_mut() {
-            writer.key(&mut self.conn.send, key);
-        }
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.writer.as_ref().map_or(0, |w| w.count() as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Completes the frame; returns its request id (refused if over the server's bounds).
-    pub fn finish(mut self) -> Result<u64, ClientError> {
-        let Some(writer) = self.writer.take() else {
-            return Err(ClientError::Closed);
-        };
-        let bytes = self.conn.send.len() - self.start;
-        let checked = check_frame("MGET", bytes, self.conn.hello.max_frame_bytes).and_then(|()| {
-            check_count("MGET", writer.count(), ringkv_proto::request::MGET_KEYS_MAX)
-        });
-        if let Err(e) = checked {
-            self.conn.send.truncate(self.start);
-            return Err(e);
-        }
-        writer.finish(&mut self.conn.send);
-        Ok(self.id)
-    }
-}
-
-impl Drop for MGetBuilder<'_> {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            self.conn.send.truncate(self.start);
-        }
-    }
-}
-
-fn check_count(op: &str, count: u32, max: u32) -> Result<(), ClientError> {
-    if count > max {
-        return Err(ClientError::InvalidArgument(format!(
-            "{op} of {count} entries exceeds the maximum of {max}"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! splitting), `ingest`, `config`, `error`.
 
 mod async_client;
+mod builders;
 mod client;
 mod config;
 mod connection;
@@ -34,11 +35,12 @@ pub mod routing;
 mod test_server;
 
 pub use async_client::AsyncClient;
+pub use builders::{BatchBuilder, MGetBuilder};
 pub use client::{Client, ScanAll};
 pub use config::{
     ClientConfig, IngestConfig, BATCH_BYTES_DEFAULT, BATCH_OPS_DEFAULT, PIPELINE_DEFAULT,
 };
-pub use connection::{BatchBuilder, Connection, MGetBuilder};
+pub use connection::Connection;
 pub use error::ClientError;
 pub use ingest::{Ingest, IngestCounters};
 pub use ops::{Entry, ScanPage, SlotSelector};

@@ -288,13 +288,21 @@ impl Link {
             );
             permit.armed = false;
         }
-        // The jobs channel holds max_in_flight frames and every queued frame holds a permit,
-        // so this never waits; it fails only if the writer thread has exited.
-        if self.jobs.try_send(frame).is_err() {
+        // The jobs channel holds max_in_flight frames and a queued frame normally holds a
+        // permit, so this does not wait. It is full only if requests timed out (returning
+        // their permits) while the writer was stuck on a socket the server does not read.
+        let sent = self.jobs.try_send(frame);
+        if let Err(e) = sent {
             if self.shared.pending().remove(&id).is_some() {
                 self.shared.release_permit();
             }
-            return Err(ClientError::Closed);
+            return Err(match e {
+                flume::TrySendError::Full(_) => ClientError::Timeout {
+                    op: op_name(opcode),
+                    after: self.shared.request_timeout,
+                },
+                flume::TrySendError::Disconnected(_) => ClientError::Closed,
+            });
         }
         Ok(reply_rx)
     }

@@ -72,7 +72,7 @@ enum Ack {
         message: String,
     },
     Other {
-        id: u64,
+        opcode: u8,
     },
 }
 
@@ -295,7 +295,9 @@ impl Ingest {
                 code,
                 message: message.to_string(),
             },
-            _ => Ack::Other { id },
+            other => Ack::Other {
+                opcode: response_opcode(&other),
+            },
         };
         let ack = if block {
             conn.recv(read).map(Some)
@@ -314,23 +316,14 @@ impl Ingest {
         let (id, applied, refusal) = match ack {
             Ack::Applied { id, applied } => (id, applied, None),
             Ack::Refused { id, code, message } => (id, 0, Some((code, message))),
-            Ack::Other { id } => (
-                id,
-                0,
-                Some((ErrorCode::INTERNAL, "answer of the wrong kind".into())),
-            ),
+            Ack::Other { opcode } => {
+                let value = u64::from(opcode);
+                return Err(self.protocol_error(shard, "acknowledgement opcode", value));
+            }
         };
         let lane = &mut self.lanes[shard];
         let Some(at) = lane.in_flight.iter().position(|&(i, _)| i == id) else {
-            let addr = lane.addr.clone();
-            self.lose_lane(shard, 0);
-            return Err(ClientError::Protocol {
-                addr,
-                error: ringkv_proto::ProtoError::InvalidField {
-                    field: "acknowledged request id",
-                    value: id,
-                },
-            });
+            return Err(self.protocol_error(shard, "acknowledged request id", id));
         };
         let (_, ops) = lane.in_flight.swap_remove(at);
         let applied = applied.min(ops);
@@ -345,6 +338,17 @@ impl Ingest {
             });
         }
         Ok(true)
+    }
+
+    /// An answer that does not belong to this ingest: the lane's stream is not trusted any
+    /// more, so its connection is dropped (its ops counted as failed).
+    fn protocol_error(&mut self, shard: usize, field: &'static str, value: u64) -> ClientError {
+        let addr = self.lanes[shard].addr.clone();
+        self.lose_lane(shard, 0);
+        ClientError::Protocol {
+            addr,
+            error: ringkv_proto::ProtoError::InvalidField { field, value },
+        }
     }
 
     /// Drops a failed lane's connection: its in-flight and buffered ops (plus `extra` ops
@@ -362,6 +366,22 @@ impl Ingest {
         }
         lane.conn = None;
         self.counters.ops_failed += lost;
+    }
+}
+
+/// The opcode a non-BATCH answer belongs to (for the error message).
+fn response_opcode(response: &Response<'_>) -> u8 {
+    use ringkv_proto::opcode;
+    match response {
+        Response::Pong { .. } => opcode::PING,
+        Response::Value(_) => opcode::GET,
+        Response::Done => opcode::PUT,
+        Response::BatchDone { .. } => opcode::BATCH,
+        Response::MGet(_) => opcode::MGET,
+        Response::Scan(_) => opcode::SCAN,
+        Response::Topology(_) => opcode::TOPOLOGY,
+        Response::Stats(_) => opcode::STATS,
+        Response::Error { .. } => 0,
     }
 }
 

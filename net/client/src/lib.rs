@@ -12,6 +12,27 @@
 //!   and put back together in request order.
 //! - [`AsyncClient`]: the same operations as `async fn`s, runtime-agnostic.
 //!
+//! ```no_run
+//! use ringkv_client::{BatchOp, Client, ClientConfig};
+//!
+//! # fn main() -> Result<(), ringkv_client::ClientError> {
+//! let client = Client::connect("127.0.0.1:7070", ClientConfig::default())?;
+//! client.put("user:1", "Ada")?;
+//! assert_eq!(client.get("user:1")?, Some(b"Ada".to_vec()));
+//! client.batch(&[BatchOp::Put { key: b"{u1}:a", value: b"1" }, BatchOp::Delete { key: b"x" }])?;
+//! let values = client.mget(&["user:1", "{u1}:a"])?;
+//! let in_slot = client.scan_slot("u1", b"", b"", 100)?;
+//!
+//! let mut ingest = client.ingest()?;
+//! for i in 0..1_000_000u64 {
+//!     ingest.put(&i.to_be_bytes(), b"value")?;
+//! }
+//! let counters = ingest.flush()?;
+//! # let _ = (values, in_slot, counters);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Every failure is a [`ClientError`] naming what failed (address, operation, server error
 //! code). Module map: `connection` and `recv_buf` (the blocking connection), `link` (a
 //! multiplexed connection with reader and writer threads), `pool` (topology and links per

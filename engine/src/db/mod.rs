@@ -27,6 +27,7 @@ pub use batch::{decode as decode_batch, BatchOp, WriteBatch, KEY_BYTES_MAX, VALU
 pub use options::DbOptions;
 pub use read::{Scan, Snapshot};
 pub use stats::{DbStats, LevelStats};
+pub use write::WriteTicket;
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
@@ -189,6 +190,20 @@ impl<F: FileSystem> Db<F> {
     /// Applies a batch atomically: all of it or none of it survives a crash.
     pub async fn write(&self, batch: &WriteBatch) -> Result<()> {
         write::write(&self.inner, write::Ops::Batch(batch)).await
+    }
+
+    /// Applies a batch (WAL append and memtable insert) without waiting for durability.
+    /// Batches are applied in the order their `apply_batch` calls return; pass the ticket to
+    /// [`Db::wait_applied`] before acknowledging. Reads see the batch only after that wait.
+    /// Returns `None` for an empty batch.
+    pub async fn apply_batch(&self, batch: &WriteBatch) -> Result<Option<write::WriteTicket>> {
+        write::apply(&self.inner, write::Ops::Batch(batch)).await
+    }
+
+    /// Waits until the write of `ticket` (and every write applied before it) is durable per
+    /// the durability mode and visible to reads.
+    pub async fn wait_applied(&self, ticket: write::WriteTicket) -> Result<()> {
+        write::wait(&self.inner, ticket).await
     }
 
     /// Reads the latest acknowledged value of `key`.

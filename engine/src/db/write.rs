@@ -66,8 +66,29 @@ impl Ops<'_> {
 }
 
 pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, ops: Ops<'_>) -> Result<()> {
+    match apply(inner, ops).await? {
+        Some(ticket) => wait(inner, ticket).await,
+        None => Ok(()),
+    }
+}
+
+/// A write that is in the memtable and the WAL buffer but not yet acknowledged: pass it to
+/// [`wait`]. Tickets complete in order: waiting for one also covers every earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTicket {
+    index: u64,
+    last_seq: SeqNo,
+}
+
+/// Admits and applies a write (WAL append and memtable insert) without waiting for it to
+/// become durable. Returns `None` for an empty write. Writes are applied in call order of
+/// the `apply` calls that have returned.
+pub(crate) async fn apply<F: FileSystem>(
+    inner: &Rc<Inner<F>>,
+    ops: Ops<'_>,
+) -> Result<Option<WriteTicket>> {
     if ops.len() == 0 {
-        return Ok(());
+        return Ok(None);
     }
     ops.validate()?;
     inner.check_writable()?;
@@ -105,14 +126,19 @@ pub(crate) async fn write<F: FileSystem>(inner: &Rc<Inner<F>>, ops: Ops<'_>) -> 
         }
         (index, last_seq)
     };
+    Ok(Some(WriteTicket { index, last_seq }))
+}
 
+/// Waits until the write of `ticket` is acknowledged per the durability mode, then makes it
+/// visible to reads.
+pub(crate) async fn wait<F: FileSystem>(inner: &Rc<Inner<F>>, ticket: WriteTicket) -> Result<()> {
     if inner.opts.durability == Durability::Sync {
-        if let Err(e) = inner.wal.wait_durable(index).await {
+        if let Err(e) = inner.wal.wait_durable(ticket.index).await {
             return inner.fail(e);
         }
     }
-    if inner.visible_seq.get() < last_seq {
-        inner.visible_seq.set(last_seq);
+    if inner.visible_seq.get() < ticket.last_seq {
+        inner.visible_seq.set(ticket.last_seq);
     }
     Ok(())
 }

@@ -246,7 +246,8 @@ impl ShardStats {
 /// Longest counter name in STATS.
 pub const STAT_NAME_MAX: usize = 255;
 
-/// Appends a STATS response.
+/// Appends a STATS response. Counter names longer than [`STAT_NAME_MAX`] bytes are cut at a
+/// character boundary.
 pub fn encode_stats(out: &mut Vec<u8>, request_id: u64, shards: &[ShardStats]) {
     let start = begin_response(out, request_id, opcode::STATS);
     out.extend_from_slice(&(shards.len() as u16).to_le_bytes());
@@ -254,7 +255,12 @@ pub fn encode_stats(out: &mut Vec<u8>, request_id: u64, shards: &[ShardStats]) {
         out.extend_from_slice(&shard.shard.to_le_bytes());
         out.extend_from_slice(&(shard.values.len() as u16).to_le_bytes());
         for (name, value) in &shard.values {
-            let name = &name.as_bytes()[..name.len().min(STAT_NAME_MAX)];
+            // Cut over-long names at a character boundary, so that they stay valid UTF-8.
+            let mut cut = name.len().min(STAT_NAME_MAX);
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let name = &name.as_bytes()[..cut];
             out.push(name.len() as u8);
             out.extend_from_slice(name);
             out.extend_from_slice(&value.to_le_bytes());

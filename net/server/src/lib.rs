@@ -1,17 +1,16 @@
-//! ringkv-server: the shard runtime and the network front end (not implemented yet).
+//! ringkv-server: the shard runtime and the network front end (DESIGN.md §2, §3, §5).
 //!
-//! This crate will hold, per DESIGN.md §2 and §5: one glommio executor per core, each owning
-//! one shard's [`ringkv_engine`] database; request routing by hash slot with
-//! [`ringkv_proto::slot`]; cross-shard channels (bounded, carrying batches); listeners (one
-//! port per shard plus a shared SO_REUSEPORT base port); connection handling; admin
-//! operations and metrics. The binary `ringkv-server` starts it.
+//! - [`config`]: flags, TOML file and defaults.
+//! - [`slotmap`]: the persisted slot map.
+//! - [`node`]: executors per shard, start-up and two-phase shutdown.
+//! - [`shard`]: a shard's state, request execution and cross-shard forwarding.
+//! - [`conn`]: accept loops, handshake, connection limits, per-connection pipelines.
 //!
-//! Today the crate only exposes what the binary needs to explain that serving is not
-//! implemented yet.
+//! The binary `ringkv-server` (main.rs) parses flags, sets up logging and calls
+//! [`node::run`].
 
-/// Message printed by the `ringkv-server` binary until serving is implemented.
-pub const NOT_IMPLEMENTED: &str = "ringkv-server: serving is not implemented yet; the network \
-server arrives in a later issue. Today use the embedded benchmark: `ringkv-bench embedded`.";
-
-/// Exit code of commands that are not implemented yet (same as a usage error).
-pub const EXIT_NOT_IMPLEMENTED: i32 = 2;
+pub mod config;
+pub mod conn;
+pub mod node;
+pub mod shard;
+pub mod slotmap;

@@ -1,28 +1,29 @@
-//! `ringkv-server`: starts one shard per core and serves the ringkv protocol.
-//!
-//! Not implemented yet: the command line is parsed (so `--help` documents the planned flags)
-//! and the binary then exits with code 2 and a clear message.
+//! `ringkv-server`: parses flags, sets up logging and runs the node until SIGINT/SIGTERM.
+//! Exit codes: 0 after a clean shutdown, 1 when start-up or a shard failed, 2 on bad flags.
 
 use clap::Parser;
-use std::path::PathBuf;
-
-/// ringkv server: a thread-per-core sharded key-value store (not implemented yet).
-#[derive(Parser, Debug)]
-#[command(name = "ringkv-server", version)]
-struct Args {
-    /// Data directory; shard s keeps its files in <DATA_DIR>/shard-<s>.
-    #[arg(long, default_value = "ringkv-data")]
-    data_dir: PathBuf,
-    /// Base port shared by all shards (SO_REUSEPORT); shard s also listens on base + 1 + s.
-    #[arg(long, default_value_t = 7400)]
-    port: u16,
-    /// Number of shards (default: number of cores).
-    #[arg(long)]
-    shards: Option<u16>,
-}
+use ringkv_server::config::{Config, Flags};
+use tracing_subscriber::EnvFilter;
 
 fn main() {
-    let _args = Args::parse();
-    eprintln!("{}", ringkv_server::NOT_IMPLEMENTED);
-    std::process::exit(ringkv_server::EXIT_NOT_IMPLEMENTED);
+    let flags = Flags::parse();
+    let config = match Config::resolve(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringkv-server: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = ringkv_server::node::run(config) {
+        tracing::error!("{e:#}");
+        eprintln!("ringkv-server: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,425 @@
+//! A wave: the complete frames one socket read delivered, routed by owning shard, executed
+//! together, and answered together.
+//!
+//! Routing happens on the receiving shard. Frames whose keys all belong to one shard go to
+//! it whole; a BATCH or MGET whose keys span shards is split into one sub-frame per shard and
+//! its responses merged back into one; STATS goes to every shard and is merged; PING and
+//! TOPOLOGY are answered on the spot. Frames for other shards cross in one message per
+//! destination ([`forward`](crate::shard::forward)); frames for this shard run inline.
+//!
+//! [`Wave::dispatch`] applies every write of the wave (locally, or enqueued in order at the
+//! owners) before it returns, so the next wave of the same connection cannot overtake it.
+//! Waiting for durability and remote replies happens in [`InFlight::complete`], which the
+//! connection may run concurrently with reading the next wave.
+
+use crate::shard::exec::{self, decode_cursor, PendingWrites};
+use crate::shard::forward::{PeerGone, ReplyReceiver};
+use crate::shard::{bump, ShardRef};
+use ringkv_proto::request::ScanRequest;
+use ringkv_proto::{
+    encode_batch_done, encode_error, encode_pong, encode_stats, opcode, slot_of, BatchOp,
+    BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, MGetWriter, ProtoError, Request,
+    Response, ShardStats, Topology, ValuesWriter,
+};
+
+/// How a frame sent to a shard relates to the client's frame.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The client's frame as it came; its response goes back as it is.
+    Whole { request_id: u64, opcode: u8 },
+    /// A piece of a split frame, merged into `merges[index]`.
+    Split { index: usize },
+}
+
+enum Merge {
+    Batch {
+        request_id: u64,
+        applied: u32,
+        error: Option<(ErrorCode, String)>,
+    },
+    MGet {
+        request_id: u64,
+        /// `positions[shard]`: the client's key positions sent to that shard, in order.
+        positions: Vec<Vec<u32>>,
+        values: Vec<Option<Vec<u8>>>,
+        error: Option<(ErrorCode, String)>,
+    },
+    Stats {
+        request_id: u64,
+        shards: Vec<ShardStats>,
+        error: Option<(ErrorCode, String)>,
+    },
+}
+
+/// Frames of one read, routed.
+pub struct Wave {
+    shard_count: usize,
+    /// Request frames per destination shard.
+    frames: Vec<Vec<u8>>,
+    parts: Vec<Vec<Part>>,
+    merges: Vec<Merge>,
+    /// Responses the connection produced itself.
+    direct: Vec<u8>,
+    /// A frame was malformed: answer it, then close the connection.
+    pub close_after: bool,
+    frames_routed: usize,
+}
+
+impl Wave {
+    pub fn new(shard_count: u16) -> Self {
+        let n = usize::from(shard_count);
+        Self {
+            shard_count: n,
+            frames: (0..n).map(|_| Vec::new()).collect(),
+            parts: (0..n).map(|_| Vec::new()).collect(),
+            merges: Vec::new(),
+            direct: Vec::new(),
+            close_after: false,
+            frames_routed: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames_routed == 0 && self.direct.is_empty()
+    }
+
+    /// Answers a frame that could not be decoded and marks the connection for closing if the
+    /// error code says so.
+    pub fn reject(&mut self, request_id: u64, op: u8, error: &ProtoError) {
+        let code = error.code();
+        encode_error(&mut self.direct, request_id, op, code, &error.to_string());
+        if code.closes_connection() {
+            self.close_after = true;
+        }
+    }
+
+    /// Routes one whole frame (`raw` is its bytes, header included).
+    pub fn route(&mut self, shard: &ShardRef, frame: Frame<'_>, raw: &[u8]) {
+        let h = frame.header;
+        if h.is_response() || h.status != ErrorCode::OK {
+            self.reject(h.request_id, h.opcode, &ProtoError::Direction);
+            return;
+        }
+        let request = match Request::decode(h.opcode, frame.body) {
+            Ok(r) => r,
+            Err(e) => {
+                bump(&shard.counters.errors, 1);
+                self.reject(h.request_id, h.opcode, &e);
+                return;
+            }
+        };
+        self.frames_routed += 1;
+        let map = shard.map();
+        let whole = Part::Whole {
+            request_id: h.request_id,
+            opcode: h.opcode,
+        };
+        match request {
+            Request::Ping { payload } => encode_pong(&mut self.direct, h.request_id, payload),
+            Request::Topology => {
+                let topology = Topology {
+                    epoch: map.epoch,
+                    shard_ports: shard.shard_ports.clone(),
+                    slot_owners: map.owners.clone(),
+                };
+                topology.encode(h.request_id, &mut self.direct);
+            }
+            Request::Get { key } | Request::Put { key, .. } | Request::Delete { key } => {
+                self.send(map.owner(slot_of(key)), raw, whole);
+            }
+            Request::Scan(ScanRequest::Slot { slot, .. }) => self.send(map.owner(slot), raw, whole),
+            Request::Scan(ScanRequest::Cursor { cursor, .. }) => match decode_cursor(cursor) {
+                Ok((slot, _)) => self.send(map.owner(slot), raw, whole),
+                Err((code, message)) => {
+                    encode_error(&mut self.direct, h.request_id, h.opcode, code, &message)
+                }
+            },
+            Request::Batch(view) => {
+                let owners: Vec<u16> = view.iter().map(|op| map.owner(slot_of(op.key()))).collect();
+                match single_owner(&owners) {
+                    Some(owner) => self.send(owner, raw, whole),
+                    None if owners.is_empty() => self.send(shard.id, raw, whole),
+                    None => {
+                        let index = self.merges.len();
+                        self.merges.push(Merge::Batch {
+                            request_id: h.request_id,
+                            applied: 0,
+                            error: None,
+                        });
+                        for dest in distinct(&owners) {
+                            let out = &mut self.frames[usize::from(dest)];
+                            let mut w = BatchWriter::begin(out, h.request_id);
+                            for (op, _) in view.iter().zip(&owners).filter(|(_, &o)| o == dest) {
+                                match op {
+                                    BatchOp::Put { key, value } => w.put(out, key, value),
+                                    BatchOp::Delete { key } => w.delete(out, key),
+                                }
+                            }
+                            w.finish(out);
+                            self.parts[usize::from(dest)].push(Part::Split { index });
+                        }
+                    }
+                }
+            }
+            Request::MGet(keys) => {
+                let owners: Vec<u16> = keys.iter().map(|k| map.owner(slot_of(k))).collect();
+                match single_owner(&owners) {
+                    Some(owner) => self.send(owner, raw, whole),
+                    None if owners.is_empty() => self.send(shard.id, raw, whole),
+                    None => {
+                        let index = self.merges.len();
+                        let mut positions: Vec<Vec<u32>> = vec![Vec::new(); self.shard_count];
+                        for dest in distinct(&owners) {
+                            let out = &mut self.frames[usize::from(dest)];
+                            let mut w = MGetWriter::begin(out, h.request_id);
+                            for (position, (key, _)) in keys
+                                .iter()
+                                .zip(&owners)
+                                .enumerate()
+                                .filter(|(_, (_, &o))| o == dest)
+                            {
+                                w.key(out, key);
+                                positions[usize::from(dest)].push(position as u32);
+                            }
+                            w.finish(out);
+                            self.parts[usize::from(dest)].push(Part::Split { index });
+                        }
+                        self.merges.push(Merge::MGet {
+                            request_id: h.request_id,
+                            positions,
+                            values: vec![None; owners.len()],
+                            error: None,
+                        });
+                    }
+                }
+            }
+            Request::Stats => {
+                let index = self.merges.len();
+                self.merges.push(Merge::Stats {
+                    request_id: h.request_id,
+                    shards: Vec::new(),
+                    error: None,
+                });
+                for dest in 0..self.shard_count {
+                    Request::Stats.encode(h.request_id, &mut self.frames[dest]);
+                    self.parts[dest].push(Part::Split { index });
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, dest: u16, raw: &[u8], part: Part) {
+        self.frames[usize::from(dest)].extend_from_slice(raw);
+        self.parts[usize::from(dest)].push(part);
+    }
+
+    /// Executes local frames and hands the others to their shards. Every write of the wave
+    /// is applied or enqueued when this returns.
+    pub async fn dispatch(mut self, shard: &ShardRef) -> InFlight {
+        let mut remote = Vec::new();
+        for dest in 0..self.shard_count {
+            if dest == usize::from(shard.id) || self.frames[dest].is_empty() {
+                continue;
+            }
+            let frames = std::mem::take(&mut self.frames[dest]);
+            bump(
+                &shard.counters.forwarded_out_frames,
+                self.parts[dest].len() as u64,
+            );
+            bump(&shard.counters.forwarded_out_messages, 1);
+            let reply = shard.peers.call(dest as u16, frames).await;
+            remote.push((dest, reply));
+        }
+        let mut local_out = Vec::new();
+        let local = usize::from(shard.id);
+        let pending = if self.frames[local].is_empty() {
+            PendingWrites::default()
+        } else {
+            exec::execute(shard, &self.frames[local], &mut local_out).await
+        };
+        InFlight {
+            wave: self,
+            pending,
+            local_out,
+            remote,
+        }
+    }
+}
+
+/// A dispatched wave waiting for durability and replies.
+pub struct InFlight {
+    wave: Wave,
+    pending: PendingWrites,
+    local_out: Vec<u8>,
+    remote: Vec<(usize, Result<ReplyReceiver, PeerGone>)>,
+}
+
+impl InFlight {
+    /// Whether [`complete`](Self::complete) would return at once (nothing to wait for).
+    pub fn is_ready(&self) -> bool {
+        self.pending.is_empty() && self.remote.is_empty()
+    }
+
+    /// Waits for everything and appends every response of the wave to `out`.
+    pub async fn complete(mut self, shard: &ShardRef, out: &mut Vec<u8>) {
+        let pending = std::mem::take(&mut self.pending);
+        exec::finish(shard, pending, &mut self.local_out).await;
+        out.extend_from_slice(&self.wave.direct);
+        let local = usize::from(shard.id);
+        let local_out = std::mem::take(&mut self.local_out);
+        self.merge(local, Ok(&local_out), out);
+        for (dest, reply) in std::mem::take(&mut self.remote) {
+            let responses = match reply {
+                Ok(rx) => rx.recv_async().await.map_err(|_| dest),
+                Err(PeerGone(d)) => Err(usize::from(d)),
+            };
+            match &responses {
+                Ok(bytes) => self.merge(dest, Ok(bytes), out),
+                Err(_) => self.merge(dest, Err(()), out),
+            }
+        }
+        for merge in std::mem::take(&mut self.wave.merges) {
+            encode_merge(merge, out);
+        }
+    }
+
+    /// Walks `dest`'s response frames alongside the parts sent there.
+    fn merge(&mut self, dest: usize, responses: Result<&[u8], ()>, out: &mut Vec<u8>) {
+        let parts = std::mem::take(&mut self.wave.parts[dest]);
+        let decoder = FrameDecoder::new(u32::MAX);
+        let mut at = 0;
+        for part in parts {
+            let frame = match responses {
+                Ok(bytes) => match decoder.next(&bytes[at..]) {
+                    Ok(Decoded::Frame(frame, used)) => {
+                        let raw = &bytes[at..at + used];
+                        at += used;
+                        Some((frame, raw))
+                    }
+                    _ => None,
+                },
+                Err(()) => None,
+            };
+            let gone = || {
+                (
+                    ErrorCode::INTERNAL,
+                    format!("shard {dest} did not answer (it is stopping or failed)"),
+                )
+            };
+            match (part, frame) {
+                (Part::Whole { .. }, Some((_, raw))) => out.extend_from_slice(raw),
+                (Part::Whole { request_id, opcode }, None) => {
+                    let (code, message) = gone();
+                    encode_error(out, request_id, opcode, code, &message);
+                }
+                (Part::Split { index }, frame) => {
+                    let result = match frame {
+                        Some((frame, _)) => {
+                            Response::decode(&frame.header, frame.body).map_err(|e| {
+                                (
+                                    ErrorCode::INTERNAL,
+                                    format!("shard {dest} answered badly: {e}"),
+                                )
+                            })
+                        }
+                        None => Err(gone()),
+                    };
+                    fold(&mut self.wave.merges[index], dest, result);
+                }
+            }
+        }
+    }
+}
+
+fn fold(merge: &mut Merge, dest: usize, result: Result<Response<'_>, (ErrorCode, String)>) {
+    let result = result.and_then(|r| match r {
+        Response::Error { code, message } => Err((code, format!("shard {dest}: {message}"))),
+        other => Ok(other),
+    });
+    match (merge, result) {
+        (
+            Merge::Batch { error, .. } | Merge::MGet { error, .. } | Merge::Stats { error, .. },
+            Err(e),
+        ) => {
+            error.get_or_insert(e);
+        }
+        (Merge::Batch { applied, .. }, Ok(Response::BatchDone { applied: n })) => *applied += n,
+        (
+            Merge::MGet {
+                positions, values, ..
+            },
+            Ok(Response::MGet(view)),
+        ) => {
+            for (position, value) in positions[dest].iter().zip(view.iter()) {
+                values[*position as usize] = value.map(<[u8]>::to_vec);
+            }
+        }
+        (Merge::Stats { shards, .. }, Ok(Response::Stats(mut s))) => shards.append(&mut s),
+        (
+            Merge::Batch { error, .. } | Merge::MGet { error, .. } | Merge::Stats { error, .. },
+            Ok(_),
+        ) => {
+            error.get_or_insert((
+                ErrorCode::INTERNAL,
+                format!("shard {dest} answered with the wrong response type"),
+            ));
+        }
+    }
+}
+
+fn encode_merge(merge: Merge, out: &mut Vec<u8>) {
+    match merge {
+        Merge::Batch {
+            request_id,
+            error: Some((code, message)),
+            ..
+        } => encode_error(out, request_id, opcode::BATCH, code, &message),
+        Merge::Batch {
+            request_id,
+            applied,
+            error: None,
+        } => encode_batch_done(out, request_id, applied),
+        Merge::MGet {
+            request_id,
+            error: Some((code, message)),
+            ..
+        } => encode_error(out, request_id, opcode::MGET, code, &message),
+        Merge::MGet {
+            request_id,
+            values,
+            error: None,
+            ..
+        } => {
+            let mut w = ValuesWriter::begin(out, request_id);
+            for v in &values {
+                w.value(out, v.as_deref());
+            }
+            w.finish(out);
+        }
+        Merge::Stats {
+            request_id,
+            error: Some((code, message)),
+            ..
+        } => encode_error(out, request_id, opcode::STATS, code, &message),
+        Merge::Stats {
+            request_id,
+            mut shards,
+            error: None,
+        } => {
+            shards.sort_by_key(|s| s.shard);
+            encode_stats(out, request_id, &shards);
+        }
+    }
+}
+
+fn single_owner(owners: &[u16]) -> Option<u16> {
+    let first = *owners.first()?;
+    owners.iter().all(|&o| o == first).then_some(first)
+}
+
+fn distinct(owners: &[u16]) -> Vec<u16> {
+    let mut d = owners.to_vec();
+    d.sort_unstable();
+    d.dedup();
+    d
+}

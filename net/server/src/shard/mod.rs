@@ -1,0 +1,135 @@
+//! One shard: its database, its view of the slot map, its links to the other shards and its
+//! counters. A `Shard` lives on one glommio executor and is shared by that executor's tasks
+//! through `Rc`; nothing in it is touched from another thread (cross-shard traffic goes
+//! through [`forward`]'s bounded channels).
+//!
+//! - [`exec`] runs request frames against this shard's database.
+//! - [`forward`] sends frames for keys of other shards to their owners and serves frames
+//!   that other shards send here.
+
+pub mod exec;
+pub mod forward;
+
+use crate::config::Config;
+use crate::slotmap::SlotMap;
+use ringkv_engine::db::{Db, WriteBatch};
+use ringkv_engine::io::DmaFs;
+use ringkv_engine::notify::Notify;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Counters of one shard, read by STATS.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub requests: Cell<u64>,
+    pub reads: Cell<u64>,
+    pub writes: Cell<u64>,
+    pub errors: Cell<u64>,
+    pub forwarded_out_frames: Cell<u64>,
+    pub forwarded_out_messages: Cell<u64>,
+    pub forwarded_in_messages: Cell<u64>,
+    pub connections_accepted: Cell<u64>,
+    pub connections_open: Cell<u64>,
+    pub connections_rejected: Cell<u64>,
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+}
+
+/// Adds `n` to a counter.
+pub fn bump(counter: &Cell<u64>, n: u64) {
+    counter.set(counter.get().wrapping_add(n));
+}
+
+/// Shutdown state of a shard: set once, observed by accept loops and connections.
+#[derive(Default)]
+pub struct Shutdown {
+    pub requested: Cell<bool>,
+    pub notify: Notify,
+}
+
+impl Shutdown {
+    pub fn request(&self) {
+        self.requested.set(true);
+        self.notify.notify_all();
+    }
+
+    /// Resolves once shutdown has been requested.
+    pub async fn wait(&self) {
+        while !self.requested.get() {
+            self.notify.wait().await;
+        }
+    }
+}
+
+pub struct Shard {
+    pub id: u16,
+    pub db: Db<DmaFs>,
+    map: RefCell<Rc<SlotMap>>,
+    pub shard_ports: Vec<u16>,
+    pub config: Arc<Config>,
+    pub counters: Counters,
+    pub peers: forward::Peers,
+    /// Open client connections of the whole node (bounded by `max_connections`).
+    pub node_connections: Arc<AtomicU32>,
+    pub shutdown: Shutdown,
+    /// Connections of this shard still open; shutdown waits for it to reach zero.
+    pub open_connections: Cell<usize>,
+    pub connections_changed: Notify,
+    batch_pool: RefCell<Vec<WriteBatch>>,
+    pub started: Instant,
+}
+
+/// Most write batches kept for reuse.
+const BATCH_POOL_MAX: usize = 16;
+
+impl Shard {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u16,
+        db: Db<DmaFs>,
+        map: SlotMap,
+        shard_ports: Vec<u16>,
+        config: Arc<Config>,
+        peers: forward::Peers,
+        node_connections: Arc<AtomicU32>,
+    ) -> Self {
+        Self {
+            id,
+            db,
+            map: RefCell::new(Rc::new(map)),
+            shard_ports,
+            config,
+            counters: Counters::default(),
+            peers,
+            node_connections,
+            shutdown: Shutdown::default(),
+            open_connections: Cell::new(0),
+            connections_changed: Notify::default(),
+            batch_pool: RefCell::new(Vec::new()),
+            started: Instant::now(),
+        }
+    }
+
+    /// The slot map as this shard knows it.
+    pub fn map(&self) -> Rc<SlotMap> {
+        self.map.borrow().clone()
+    }
+
+    pub fn take_batch(&self) -> WriteBatch {
+        self.batch_pool.borrow_mut().pop().unwrap_or_default()
+    }
+
+    pub fn return_batch(&self, mut batch: WriteBatch) {
+        batch.clear();
+        let mut pool = self.batch_pool.borrow_mut();
+        if pool.len() < BATCH_POOL_MAX {
+            pool.push(batch);
+        }
+    }
+}
+
+/// A shard shared by the tasks of its executor.
+pub type ShardRef = Rc<Shard>;

@@ -410,9 +410,25 @@ fn read_loop(shared: &Shared, mut stream: TcpStream, max_frame_bytes: u32, sweep
 }
 
 /// Hands one response to its waiter. An answer to an unknown id (its request timed out) is
-/// dropped; an answer with the wrong opcode or an undecodable body kills the link.
+/// dropped; an answer with the wrong opcode or an undecodable body kills the link, and so
+/// does an error code after which the server closes the connection.
 fn dispatch(shared: &Shared, header: &Header, body: &[u8]) -> Result<(), DeathCause> {
     let Some(pending) = shared.pending().remove(&header.request_id) else {
+        // An error that closes the connection may carry request id 0 (the server could not
+        // read the frame's header): every outstanding request is failed, not just one.
+        if header.status.closes_connection() {
+            let message = match Response::decode(header, body) {
+                Ok(Response::Error { message, .. }) => message.to_string(),
+                _ => String::new(),
+            };
+            return Err(DeathCause::Io {
+                kind: io::ErrorKind::ConnectionAborted,
+                message: format!(
+                    "the server closed the connection with {}: {message}",
+                    header.status
+                ),
+            });
+        }
         return Ok(());
     };
     let result = if header.opcode != pending.opcode {

@@ -546,17 +546,12 @@ fn requests_before_a_malformed_frame_in_the_same_write_are_answered() {
     ));
     c.send(&bytes);
     let mut answered = std::collections::BTreeMap::new();
-    loop {
-        match c.read_frame() {
-            Ok(r) => {
-                assert!(
-                    answered.insert(r.request_id, r.status).is_none(),
-                    "two responses for request {}",
-                    r.request_id
-                );
-            }
-            Err(_) => break,
-        }
+    while let Ok(r) = c.read_frame() {
+        assert!(
+            answered.insert(r.request_id, r.status).is_none(),
+            "two responses for request {}",
+            r.request_id
+        );
     }
     let expected: std::collections::BTreeMap<u64, u16> = (1..=10)
         .map(|i| (i, code::OK))

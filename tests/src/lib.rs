@@ -6,9 +6,11 @@
 //! which start real `ringkv-server` processes.
 //!
 //! - [`crash`]: what the engine crash child writes.
+//! - [`dataset`]: keys and values derived from an index, and reading them back with MGET.
 //! - [`server`]: starting, killing and restarting a `ringkv-server` process.
 //! - [`raw`]: protocol bytes written by hand from docs/protocol.md, for malformed input.
 
 pub mod crash;
+pub mod dataset;
 pub mod raw;
 pub mod server;

@@ -440,3 +440,49 @@ impl RawConn {
         }
     }
 }
+
+/// Body of a slot-mode SCAN (protocol.md §4, SCAN).
+pub fn scan_slot_body(slot: u16, start: &[u8], end: &[u8], limit: u32) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&slot.to_le_bytes());
+    short_bytes(&mut out, start);
+    short_bytes(&mut out, end);
+    out.extend_from_slice(&limit.to_le_bytes());
+    out
+}
+
+/// Body of a cursor-mode SCAN.
+pub fn scan_cursor_body(cursor: &[u8], limit: u32) -> Vec<u8> {
+    let mut out = vec![1u8];
+    short_bytes(&mut out, cursor);
+    out.extend_from_slice(&limit.to_le_bytes());
+    out
+}
+
+/// A SCAN response page: entries and `next` (empty when done).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawScanPage {
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub next: Vec<u8>,
+}
+
+/// Parses a SCAN response body.
+pub fn parse_scan(body: &[u8]) -> RawScanPage {
+    let mut at = 0;
+    let count = u32::from_le_bytes(take::<4>(body, &mut at));
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        let klen = usize::from(u16::from_le_bytes(take::<2>(body, &mut at)));
+        let key = body[at..at + klen].to_vec();
+        at += klen;
+        let vlen = u32::from_le_bytes(take::<4>(body, &mut at)) as usize;
+        let value = body[at..at + vlen].to_vec();
+        at += vlen;
+        entries.push((key, value));
+    }
+    let nlen = usize::from(u16::from_le_bytes(take::<2>(body, &mut at)));
+    let next = body[at..at + nlen].to_vec();
+    at += nlen;
+    assert_eq!(at, body.len(), "SCAN response has trailing bytes");
+    RawScanPage { entries, next }
+}

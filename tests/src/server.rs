@@ -2,9 +2,10 @@
 //!
 //! [`ServerProcess::start`] finds (or builds, once per test process) the server binary, picks
 //! a block of free ports, starts the server on a temporary data dir (or the one given), and
-//! returns once the base port and every shard port accept TCP connections. The server's
+//! returns once the base port and every shard port answer a client hello. The server's
 //! stderr goes to a file next to the data dir; a start-up failure, and any test that panics
-//! while a server is alive, prints its tail. Dropping a `ServerProcess` SIGKILLs the server.
+//! while a server is alive, prints its tail (and a panicking test keeps the temporary
+//! directory for inspection). Dropping a `ServerProcess` SIGKILLs the server.
 //!
 //! Ports: shard `i` listens on `base + 1 + i`, so a server needs the block
 //! `base..=base + 1 + shards`. Blocks are handed out by a process-wide counter that starts at
@@ -90,7 +91,7 @@ pub struct ServerProcess {
     data_dir: PathBuf,
     stderr_path: PathBuf,
     /// Holds the stderr file and, unless a data dir was given, the data dir.
-    _temp: tempfile::TempDir,
+    temp: Option<tempfile::TempDir>,
 }
 
 impl ServerProcess {
@@ -112,7 +113,7 @@ impl ServerProcess {
             base_port: 0,
             data_dir,
             stderr_path,
-            _temp: temp,
+            temp: Some(temp),
         };
         for attempt in 1..=START_ATTEMPTS {
             server.base_port = reserve_ports(server.options.shards);
@@ -347,14 +348,15 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        self.kill();
         if std::thread::panicking() {
+            let kept = self.temp.take().map(|t| t.keep());
             eprintln!(
-                "--- ringkv-server stderr (port {}) ---\n{}",
+                "--- ringkv-server stderr (port {}; files kept in {kept:?}) ---\n{}",
                 self.base_port,
                 self.stderr_tail()
             );
         }
-        self.kill();
     }
 }
 

@@ -265,25 +265,40 @@ pub fn parse_topology(body: &[u8]) -> RawTopology {
     }
 }
 
-/// Parses a STATS response body into (shard, [(name, value)]).
-pub fn parse_stats(body: &[u8]) -> Vec<(u16, Vec<(String, u64)>)> {
+/// One shard's record in a STATS response: (shard, [(counter name, value)]).
+pub type RawShardStats = (u16, Vec<(String, u64)>);
+
+/// Parses a STATS response body.
+pub fn parse_stats(body: &[u8]) -> Vec<RawShardStats> {
+    try_parse_stats(body).unwrap_or_else(|| panic!("malformed STATS body: {body:02x?}"))
+}
+
+/// [`parse_stats`] that returns `None` for a malformed body instead of panicking.
+pub fn try_parse_stats(body: &[u8]) -> Option<Vec<RawShardStats>> {
+    fn bytes<'a>(b: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {
+        let s = b.get(*at..at.checked_add(n)?)?;
+        *at += n;
+        Some(s)
+    }
+    fn u16_at(b: &[u8], at: &mut usize) -> Option<u16> {
+        Some(u16::from_le_bytes(bytes(b, at, 2)?.try_into().ok()?))
+    }
     let mut at = 0;
-    let shards = u16::from_le_bytes(take::<2>(body, &mut at));
+    let shards = u16_at(body, &mut at)?;
     let mut out = Vec::new();
     for _ in 0..shards {
-        let shard = u16::from_le_bytes(take::<2>(body, &mut at));
-        let count = u16::from_le_bytes(take::<2>(body, &mut at));
+        let shard = u16_at(body, &mut at)?;
+        let count = u16_at(body, &mut at)?;
         let mut counters = Vec::new();
         for _ in 0..count {
-            let len = usize::from(take::<1>(body, &mut at)[0]);
-            let name = String::from_utf8(body[at..at + len].to_vec()).expect("UTF-8 name");
-            at += len;
-            counters.push((name, u64::from_le_bytes(take::<8>(body, &mut at))));
+            let len = usize::from(*bytes(body, &mut at, 1)?.first()?);
+            let name = String::from_utf8(bytes(body, &mut at, len)?.to_vec()).ok()?;
+            let value = u64::from_le_bytes(bytes(body, &mut at, 8)?.try_into().ok()?);
+            counters.push((name, value));
         }
         out.push((shard, counters));
     }
-    assert_eq!(at, body.len(), "STATS response has trailing bytes");
-    out
+    (at == body.len()).then_some(out)
 }
 
 /// How a connection ended, or did not.
@@ -304,13 +319,15 @@ pub struct RawConn {
 impl RawConn {
     /// Connects without sending anything.
     pub fn connect_only(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        Self { stream, next_id: 1 }
+        Self::try_connect_only(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"))
+    }
+
+    /// [`RawConn::connect_only`] that returns the error instead of panicking.
+    pub fn try_connect_only(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Self { stream, next_id: 1 })
     }
 
     /// Connects, sends a version-1 hello and returns the server hello, whatever its status.

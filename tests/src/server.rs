@@ -181,6 +181,41 @@ impl ServerProcess {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// What a failing test should print about a running server: the STATS counters of every
+    /// shard (asked on a fresh connection, 5 s timeout) and the TCP sockets on its ports with
+    /// their queue sizes (`ss -tn`).
+    pub fn diagnostics(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        match stats_over_fresh_connection(self.addr()) {
+            Ok(shards) => {
+                for (shard, counters) in shards {
+                    let _ = writeln!(text, "STATS shard {shard}: {counters:?}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "STATS failed: {e}");
+            }
+        }
+        let ports: Vec<String> = std::iter::once(self.addr())
+            .chain((0..self.options.shards).map(|s| self.shard_addr(s)))
+            .map(|a| format!(":{} ", a.port()))
+            .collect();
+        match Command::new("ss").arg("-tn").output() {
+            Ok(out) => {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    if ports.iter().any(|p| line.contains(p.as_str())) {
+                        let _ = writeln!(text, "socket {line}");
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "ss failed: {e}");
+            }
+        }
+        text
+    }
+
     /// SIGKILLs the server and reaps it. Does nothing if it is not running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -348,6 +383,12 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        if std::thread::panicking() && self.is_running() {
+            eprintln!(
+                "--- ringkv-server state at the panic ---\n{}",
+                self.diagnostics()
+            );
+        }
         self.kill();
         if std::thread::panicking() {
             let kept = self.temp.take().map(|t| t.keep());
@@ -378,6 +419,27 @@ impl std::fmt::Display for StartError {
             StartError::PortTaken => write!(f, "a port it needs is in use"),
         }
     }
+}
+
+/// STATS over a new raw connection, with a 5 s limit on every step.
+fn stats_over_fresh_connection(
+    addr: SocketAddr,
+) -> std::io::Result<Vec<crate::raw::RawShardStats>> {
+    let mut conn = crate::raw::RawConn::try_connect_only(addr)?;
+    conn.stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.try_send(&crate::raw::client_hello(1))?;
+    conn.read_server_hello()?;
+    conn.try_send(&crate::raw::frame(1, crate::raw::op::STATS, 0, &[]))?;
+    let frame = conn.read_frame()?;
+    if frame.status != crate::raw::code::OK {
+        return Err(std::io::Error::other(format!(
+            "STATS answered status {}: {}",
+            frame.status,
+            frame.error_message()
+        )));
+    }
+    crate::raw::try_parse_stats(&frame.body)
+        .ok_or_else(|| std::io::Error::other("malformed STATS body"))
 }
 
 /// Whether a ringkv server answers a client hello at `addr` (with any status: a refusal

@@ -26,7 +26,7 @@ fn value_for(key: &[u8], version: u32) -> Vec<u8> {
     v
 }
 
-fn stat(stats: &[(u16, Vec<(String, u64)>)], shard: u16, name: &str) -> u64 {
+fn stat(stats: &[raw::RawShardStats], shard: u16, name: &str) -> u64 {
     stats
         .iter()
         .find(|(s, _)| *s == shard)

@@ -109,23 +109,40 @@ impl Wave {
     }
 
     /// Routes the frame at `buf[at..at + used]`.
-    pub fn route(&mut self, shard: &ShardRef, frame: Frame<'_>, buf: &[u8], at: usize, used: usize) {
+    pub fn route(
+        &mut self,
+        shard: &ShardRef,
+        frame: Frame<'_>,
+        buf: &[u8],
+        at: usize,
+        used: usize,
+    ) {
         let raw = &buf[at..at + used];
         let local = usize::from(shard.id);
-        if self.span_ok && !self.goes_whole_to(shard, &frame) {
-            self.materialize(buf, local);
+        let h = frame.header;
+        if self.goes_whole_to(shard, &frame) {
+            // Checked and owned here: no need to decode it again to route it.
+            if self.span_ok {
+                // Every frame so far went whole to this shard, back to back.
+                match &mut self.local_span {
+                    Some(span) => {
+                        debug_assert_eq!(span.end, at);
+                        span.end = at + used;
+                    }
+                    None => self.local_span = Some(at..at + used),
+                }
+            }
+            self.frames_routed += 1;
+            let whole = Part::Whole {
+                request_id: h.request_id,
+                opcode: h.opcode,
+            };
+            self.send(shard.id, raw, whole);
+            return;
         }
         if self.span_ok {
-            // Every frame so far went whole to this shard, back to back.
-            match &mut self.local_span {
-                Some(span) => {
-                    debug_assert_eq!(span.end, at);
-                    span.end = at + used;
-                }
-                None => self.local_span = Some(at..at + used),
-            }
+            self.materialize(buf, local);
         }
-        let h = frame.header;
         if h.is_response() || h.status != ErrorCode::OK {
             self.reject(h.request_id, h.opcode, &ProtoError::Direction);
             return;

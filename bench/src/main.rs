@@ -1,14 +1,14 @@
 //! `ringkv-bench`: ringkv's load generator.
 //!
 //! One subcommand per file: `embedded` ([`embedded`]) drives the storage engine in-process,
-//! one database per shard. Later issues add `run` (against a server, through the client) and
-//! `compare` (two JSON reports side by side). Shared pieces: [`workload`] (what each workload
+//! one database per shard; `run` ([`run`]) drives a running server through the client. Shared pieces: [`workload`] (what each workload
 //! does and its key sequence), [`latency`] (fixed-bound histograms), [`report`] (what is
 //! printed and written as JSON), [`shard`] (the per-shard side of a run).
 
 mod embedded;
 mod latency;
 mod report;
+mod run;
 mod shard;
 mod workload;
 
@@ -26,10 +26,14 @@ struct Cli {
 enum Command {
     /// Benchmark the storage engine in-process: one executor and one database per shard.
     Embedded(embedded::EmbeddedArgs),
+    /// Drive a running ringkv-server through ringkv-client (shard-aware, pipelined,
+    /// batched writes): `ringkv-bench run --target ringkv://127.0.0.1:7070`.
+    Run(run::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Embedded(args) => embedded::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -90,7 +90,7 @@ pub(crate) async fn open<F: FileSystem>(
     let version = Version::default().apply(&[], files);
     remove_orphans(&fs, dir, &state.files).await?;
 
-    let mem = Memtable::new();
+    let mem = Memtable::with_bytes_max(opts.memtable_bytes_max);
     let mut last_seq = state.last_seq;
     let mut last_index = state.wal_flushed_index;
     let flushed = state.wal_flushed_index;

@@ -10,6 +10,7 @@ use crate::compaction::merge::{LevelSource, MemSource, MergeIter, Source};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::key::{parse_internal, seek_key, SeqNo, ValueKind};
+use crate::sstable::bloom::bloom_hash;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -80,7 +81,9 @@ pub(crate) async fn get<F: FileSystem>(
     key: &[u8],
     seq: SeqNo,
 ) -> Result<Option<Vec<u8>>> {
-    if let Some(v) = visible(inner.active.borrow().mem.get(key, seq)) {
+    // One hash serves the memtables' filters and every table's bloom filter.
+    let hash = bloom_hash(key);
+    if let Some(v) = visible(inner.active.borrow().mem.get_hashed(key, hash, seq)) {
         return Ok(v);
     }
     // Frozen memtables, newest first; no await while the list is borrowed.
@@ -89,12 +92,12 @@ pub(crate) async fn get<F: FileSystem>(
         .borrow()
         .iter()
         .rev()
-        .find_map(|m| visible(m.mem.get(key, seq)));
+        .find_map(|m| visible(m.mem.get_hashed(key, hash, seq)));
     if let Some(v) = frozen_hit {
         return Ok(v);
     }
     let version = inner.current();
-    Ok(visible(version.get(key, seq).await?).flatten())
+    Ok(visible(version.get_hashed(key, hash, seq).await?).flatten())
 }
 
 /// An ordered scan over a snapshot. Call [`Scan::next`] until it returns `None`.

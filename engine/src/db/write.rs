@@ -157,7 +157,7 @@ pub(crate) async fn switch_memtable<F: FileSystem>(inner: &Rc<Inner<F>>) -> Resu
     let frozen = std::mem::replace(
         &mut *inner.active.borrow_mut(),
         MemState {
-            mem: Rc::new(Memtable::new()),
+            mem: Rc::new(Memtable::with_bytes_max(inner.opts.memtable_bytes_max)),
             first_segment: segment,
             last_index,
         },

@@ -1,138 +1,156 @@
 //! The memtable: a single-threaded ordered map of internal entries with byte accounting.
 //!
 //! One shard's thread owns it, so there is no concurrent skiplist: a `BTreeMap` keyed by
-//! (user key, sequence number descending) whose keys carry their first 16 bytes inline as a
-//! `u128`, so most comparisons never leave the node. Values live in an arena of large chunks
-//! (no allocation per value). `approximate_bytes` counts keys, values and per-entry overhead;
-//! the database freezes the memtable when that passes its budget.
+//! (user key, sequence number descending). A map key holds the first [`INLINE_KEY_BYTES`] of
+//! its user key inline as big-endian words (so comparisons are integer compares and most keys
+//! need no allocation); only the bytes past those go in a boxed tail. Values live in an arena
+//! of large chunks (no allocation per value). A small bloom filter of user-key hashes
+//! ([`filter::KeyFilter`]) lets point reads of keys the memtable does not hold skip the map.
+//! `approximate_bytes` counts keys, values, per-entry map overhead and the filter; the
+//! database freezes the memtable when that passes its budget.
 //!
 //! Callers: `db` (writes, point reads, flush, scans through [`MemCursor`]-style re-seeks).
 
 mod arena;
+mod filter;
 
-use crate::key::{encode_internal, SeqNo, ValueKind};
+use crate::key::{encode_internal, SeqNo, ValueKind, SEQ_MAX};
+use crate::sstable::bloom::bloom_hash;
 use arena::{Arena, ValueRef};
-use std::borrow::Borrow;
+use filter::KeyFilter;
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-/// Bytes charged per entry on top of key and value (map node share, key box, value ref).
-pub const ENTRY_OVERHEAD_BYTES: usize = 72;
+/// Bytes charged per entry on top of its value and the key bytes past [`INLINE_KEY_BYTES`]:
+/// the 64-byte map slot (key 48, value reference 16) at the ~70% fill of B-tree nodes under
+/// random inserts, plus the share of inner nodes.
+pub const ENTRY_OVERHEAD_BYTES: usize = 112;
 
-fn prefix_of(key: &[u8]) -> u128 {
-    let mut p = [0u8; 16];
-    let n = key.len().min(16);
-    p[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(p)
-}
+/// Bytes charged for a boxed key tail on top of its length (allocator header and rounding).
+const TAIL_OVERHEAD_BYTES: usize = 16;
 
-/// What a lookup key looks like; lets the map be searched without building a `MemKey`.
-trait LookupKey {
-    fn prefix(&self) -> u128;
-    fn key(&self) -> &[u8];
-    fn seq(&self) -> SeqNo;
-}
+/// User-key bytes stored inside the map key.
+pub const INLINE_KEY_BYTES: usize = 24;
 
+const WORDS: usize = INLINE_KEY_BYTES / 8;
+
+/// Memtable size [`Memtable::new`] sizes its filter for.
+const DEFAULT_BYTES_MAX: usize = 1 << 20;
+
+/// Map key: (user key ascending, sequence number descending).
+///
+/// Order: `words` (the zero-padded first bytes), then `tail` (`None` first), then the length
+/// byte, then the sequence number descending. That is the bytewise order of user keys: equal
+/// padded words mean the shorter key is a prefix of the longer one (its padding matched the
+/// other's bytes), and the shorter key has no tail or a shorter length byte; two keys with
+/// tails and equal words compare by tail, and equal tails mean equal lengths.
 struct MemKey {
-    prefix: u128,
-    key: Box<[u8]>,
-    seq: SeqNo,
+    words: [u64; WORDS],
+    tail: Option<Box<[u8]>>,
+    /// `seq << 8 | min(user key length, INLINE_KEY_BYTES + 1)`.
+    seq_len: u64,
 }
 
-struct Probe<'a> {
-    prefix: u128,
-    key: &'a [u8],
-    seq: SeqNo,
-}
-
-impl<'a> Probe<'a> {
-    fn new(key: &'a [u8], seq: SeqNo) -> Self {
-        Probe {
-            prefix: prefix_of(key),
-            key,
-            seq,
+impl MemKey {
+    /// The key of (`user_key`, `seq`); `seq` above [`SEQ_MAX`] counts as `SEQ_MAX` (no
+    /// version has a larger one, so lookups are unaffected).
+    #[inline]
+    fn new(user_key: &[u8], seq: SeqNo) -> Self {
+        let mut padded = [0u8; INLINE_KEY_BYTES];
+        let inline = user_key.len().min(INLINE_KEY_BYTES);
+        padded[..inline].copy_from_slice(&user_key[..inline]);
+        let mut words = [0u64; WORDS];
+        for (w, chunk) in words.iter_mut().zip(padded.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_be_bytes(b);
+        }
+        let tail = (user_key.len() > INLINE_KEY_BYTES).then(|| user_key[INLINE_KEY_BYTES..].into());
+        let len_byte = user_key.len().min(INLINE_KEY_BYTES + 1) as u64;
+        MemKey {
+            words,
+            tail,
+            seq_len: (seq.min(SEQ_MAX) << 8) | len_byte,
         }
     }
-}
 
-/// The map bound for starting at (`probe` or the beginning), exclusive or not.
-fn lower_bound<'p>(probe: Option<&'p Probe<'_>>, exclusive: bool) -> Bound<&'p dyn LookupKey> {
-    match probe {
-        None => Bound::Unbounded,
-        Some(p) if exclusive => Bound::Excluded(p),
-        Some(p) => Bound::Included(p),
-    }
-}
-
-impl LookupKey for MemKey {
-    fn prefix(&self) -> u128 {
-        self.prefix
-    }
-    fn key(&self) -> &[u8] {
-        &self.key
-    }
+    #[inline]
     fn seq(&self) -> SeqNo {
-        self.seq
+        self.seq_len >> 8
+    }
+
+    #[inline]
+    fn len_byte(&self) -> u64 {
+        self.seq_len & 0xff
+    }
+
+    /// True if both keys have the same user key (any sequence numbers).
+    #[inline]
+    fn same_user_key(&self, other: &MemKey) -> bool {
+        self.words == other.words && self.len_byte() == other.len_byte() && self.tail == other.tail
+    }
+
+    /// Appends the user key to `out`.
+    fn write_user_key(&self, out: &mut Vec<u8>) {
+        let inline = (self.len_byte() as usize).min(INLINE_KEY_BYTES);
+        let mut padded = [0u8; INLINE_KEY_BYTES];
+        for (chunk, w) in padded.chunks_exact_mut(8).zip(self.words) {
+            chunk.copy_from_slice(&w.to_be_bytes());
+        }
+        out.extend_from_slice(&padded[..inline]);
+        if let Some(tail) = &self.tail {
+            out.extend_from_slice(tail);
+        }
+    }
+
+    /// Bytes charged for this key on top of [`ENTRY_OVERHEAD_BYTES`].
+    fn heap_bytes(&self) -> usize {
+        self.tail
+            .as_ref()
+            .map_or(0, |t| t.len() + TAIL_OVERHEAD_BYTES)
     }
 }
 
-impl LookupKey for Probe<'_> {
-    fn prefix(&self) -> u128 {
-        self.prefix
-    }
-    fn key(&self) -> &[u8] {
-        self.key
-    }
-    fn seq(&self) -> SeqNo {
-        self.seq
-    }
-}
-
-fn compare(a: &dyn LookupKey, b: &dyn LookupKey) -> Ordering {
-    a.prefix()
-        .cmp(&b.prefix())
-        .then_with(|| a.key().cmp(b.key()))
-        .then_with(|| b.seq().cmp(&a.seq()))
-}
-
-impl<'a> Borrow<dyn LookupKey + 'a> for MemKey {
-    fn borrow(&self) -> &(dyn LookupKey + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn LookupKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        compare(self, other) == Ordering::Equal
-    }
-}
-impl Eq for dyn LookupKey + '_ {}
-impl PartialOrd for dyn LookupKey + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for dyn LookupKey + '_ {
+impl Ord for MemKey {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        compare(self, other)
+        for i in 0..WORDS {
+            match self.words[i].cmp(&other.words[i]) {
+                Ordering::Equal => {}
+                order => return order,
+            }
+        }
+        if self.tail.is_some() || other.tail.is_some() {
+            match self.tail.cmp(&other.tail) {
+                Ordering::Equal => {}
+                order => return order,
+            }
+        }
+        self.len_byte()
+            .cmp(&other.len_byte())
+            .then_with(|| other.seq().cmp(&self.seq()))
     }
 }
-impl PartialEq for MemKey {
-    fn eq(&self, other: &Self) -> bool {
-        compare(self, other) == Ordering::Equal
-    }
-}
-impl Eq for MemKey {}
 impl PartialOrd for MemKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for MemKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare(self, other)
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for MemKey {}
+
+/// The map bound for starting at (`probe` or the beginning), exclusive or not.
+fn lower_bound(probe: Option<&MemKey>, exclusive: bool) -> Bound<&MemKey> {
+    match probe {
+        None => Bound::Unbounded,
+        Some(p) if exclusive => Bound::Excluded(p),
+        Some(p) => Bound::Included(p),
     }
 }
 
@@ -154,6 +172,7 @@ pub struct MemEntry {
 struct Inner {
     map: BTreeMap<MemKey, Slot>,
     arena: Arena,
+    filter: KeyFilter,
     bytes: usize,
     seq_min: SeqNo,
     seq_max: SeqNo,
@@ -172,13 +191,21 @@ impl Default for Memtable {
 }
 
 impl Memtable {
-    /// An empty memtable.
+    /// An empty memtable whose key filter is sized for a table of about 1 MiB.
     pub fn new() -> Self {
+        Self::with_bytes_max(DEFAULT_BYTES_MAX)
+    }
+
+    /// An empty memtable that will be frozen at about `bytes_max`: its key filter is sized
+    /// for the most entries that fit in that, and charged to its size from the start.
+    pub fn with_bytes_max(bytes_max: usize) -> Self {
+        let filter = KeyFilter::new(bytes_max / ENTRY_OVERHEAD_BYTES);
         Memtable {
             inner: RefCell::new(Inner {
                 map: BTreeMap::new(),
                 arena: Arena::new(),
-                bytes: 0,
+                bytes: filter.memory_bytes(),
+                filter,
                 seq_min: SeqNo::MAX,
                 seq_max: 0,
             }),
@@ -187,29 +214,40 @@ impl Memtable {
 
     /// Adds a version. A second insert of the same (key, seq) replaces the first.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        debug_assert!(seq <= SEQ_MAX);
         let mut inner = self.inner.borrow_mut();
         let value = inner.arena.push(value);
-        let mem_key = MemKey {
-            prefix: prefix_of(user_key),
-            key: user_key.into(),
-            seq,
-        };
-        inner.bytes += user_key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
+        let mem_key = MemKey::new(user_key, seq);
+        inner.bytes += mem_key.heap_bytes() + value.len() + ENTRY_OVERHEAD_BYTES;
         inner.seq_min = inner.seq_min.min(seq);
         inner.seq_max = inner.seq_max.max(seq);
+        inner.filter.insert(bloom_hash(user_key));
         inner.map.insert(mem_key, Slot { kind, value });
     }
 
     /// The newest version of `user_key` with `seq <= snapshot`: `Some((kind, value))`.
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Vec<u8>)> {
+        self.get_hashed(user_key, bloom_hash(user_key), snapshot)
+    }
+
+    /// [`Memtable::get`] for a key whose [`bloom_hash`] the caller already has.
+    pub fn get_hashed(
+        &self,
+        user_key: &[u8],
+        hash: u32,
+        snapshot: SeqNo,
+    ) -> Option<(ValueKind, Vec<u8>)> {
+        debug_assert_eq!(hash, bloom_hash(user_key));
         let inner = self.inner.borrow();
-        let probe = Probe::new(user_key, snapshot);
-        let start: Bound<&dyn LookupKey> = Bound::Included(&probe);
+        if !inner.filter.may_contain(hash) {
+            return None;
+        }
+        let probe = MemKey::new(user_key, snapshot);
         let (k, slot) = inner
             .map
-            .range::<dyn LookupKey, _>((start, Bound::Unbounded))
+            .range((Bound::Included(&probe), Bound::Unbounded))
             .next()?;
-        if &*k.key != user_key {
+        if !k.same_user_key(&probe) {
             return None;
         }
         Some((slot.kind, inner.arena.get(slot.value).to_vec()))
@@ -225,17 +263,15 @@ impl Memtable {
         out: &mut Vec<MemEntry>,
     ) -> usize {
         let inner = self.inner.borrow();
-        let probe = start.map(|(key, seq, _)| Probe::new(key, seq));
+        let probe = start.map(|(key, seq, _)| MemKey::new(key, seq));
         let lower = lower_bound(probe.as_ref(), start.is_some_and(|(_, _, excl)| excl));
         let mut n = 0;
-        for (k, slot) in inner
-            .map
-            .range::<dyn LookupKey, _>((lower, Bound::Unbounded))
-            .take(max)
-        {
+        for (k, slot) in inner.map.range((lower, Bound::Unbounded)).take(max) {
+            let mut user_key = Vec::with_capacity(INLINE_KEY_BYTES);
+            k.write_user_key(&mut user_key);
             out.push(MemEntry {
-                user_key: k.key.to_vec(),
-                seq: k.seq,
+                user_key,
+                seq: k.seq(),
                 kind: slot.kind,
                 value: inner.arena.get(slot.value).to_vec(),
             });
@@ -255,22 +291,27 @@ impl Memtable {
         out: &mut Vec<u8>,
     ) -> Option<(Vec<u8>, SeqNo)> {
         let inner = self.inner.borrow();
-        let probe = after.map(|(key, seq)| Probe::new(key, seq));
+        let probe = after.map(|(key, seq)| MemKey::new(key, seq));
         let lower = lower_bound(probe.as_ref(), true);
         let mut last = None;
-        for (k, slot) in inner
-            .map
-            .range::<dyn LookupKey, _>((lower, Bound::Unbounded))
-            .take(max)
-        {
+        let mut user_key = Vec::new();
+        for (k, slot) in inner.map.range((lower, Bound::Unbounded)).take(max) {
             let value = inner.arena.get(slot.value);
-            out.extend_from_slice(&((k.key.len() + crate::key::TRAILER_LEN) as u32).to_le_bytes());
-            encode_internal(out, &k.key, k.seq, slot.kind);
+            user_key.clear();
+            k.write_user_key(&mut user_key);
+            out.extend_from_slice(
+                &((user_key.len() + crate::key::TRAILER_LEN) as u32).to_le_bytes(),
+            );
+            encode_internal(out, &user_key, k.seq(), slot.kind);
             out.extend_from_slice(&(value.len() as u32).to_le_bytes());
             out.extend_from_slice(value);
-            last = Some((&k.key, k.seq));
+            last = Some(k);
         }
-        last.map(|(k, s)| (k.to_vec(), s))
+        last.map(|k| {
+            user_key.clear();
+            k.write_user_key(&mut user_key);
+            (user_key, k.seq())
+        })
     }
 
     /// Removes up to `max` entries (smallest first) and returns true once the table is empty,
@@ -285,6 +326,7 @@ impl Memtable {
         }
         if inner.map.is_empty() {
             inner.arena = Arena::new();
+            inner.filter = KeyFilter::admit_all();
             true
         } else {
             false

@@ -148,3 +148,29 @@ fn release_in_slices_empties_the_table() {
     assert!(m.is_empty());
     assert_eq!(m.get(&5u32.to_be_bytes(), 9), None);
 }
+
+proptest! {
+    /// Keys around the inline length, with zero bytes (the padding value) and shared prefixes:
+    /// the map order and lookups must match bytewise order of user keys.
+    #[test]
+    fn inline_prefix_and_tail_order_matches_bytewise_order(
+        keys in prop::collection::vec(prop::collection::vec(0u8..2, 0..40), 1..60)
+    ) {
+        let m = Memtable::new();
+        for (i, key) in keys.iter().enumerate() {
+            m.insert(key, i as SeqNo + 1, ValueKind::Put, key);
+        }
+        let mut all = Vec::new();
+        m.collect_from(None, usize::MAX, &mut all);
+        for w in all.windows(2) {
+            let ord = w[0].user_key.cmp(&w[1].user_key).then(w[1].seq.cmp(&w[0].seq));
+            prop_assert_eq!(ord, Ordering::Less);
+        }
+        for key in &keys {
+            prop_assert_eq!(m.get(key, SeqNo::MAX), Some((ValueKind::Put, key.clone())));
+            let mut absent = key.clone();
+            absent.push(7);
+            prop_assert_eq!(m.get(&absent, SeqNo::MAX), None);
+        }
+    }
+}

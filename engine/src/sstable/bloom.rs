@@ -33,7 +33,7 @@ pub fn bloom_hash(user_key: &[u8]) -> u32 {
 
 /// Murmur3 32-bit finalizer: a bijection with full avalanche.
 #[inline]
-fn mix32(mut h: u32) -> u32 {
+pub(crate) fn mix32(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -42,10 +42,10 @@ fn mix32(mut h: u32) -> u32 {
 }
 
 /// Step between probes: an odd constant (2^32 / golden ratio).
-const PROBE_STEP: u32 = 0x9e37_79b9;
+pub(crate) const PROBE_STEP: u32 = 0x9e37_79b9;
 
 #[inline]
-fn line_of(hash: u32, num_lines: u32) -> usize {
+pub(crate) fn line_of(hash: u32, num_lines: u32) -> usize {
     ((hash as u64 * num_lines as u64) >> 32) as usize
 }
 

@@ -10,7 +10,7 @@
 //! format error later, is an [`Error::Corruption`] naming the file and the offset.
 
 use super::block::{BlockCorruption, BlockIter};
-use super::bloom::BloomFilter;
+use super::bloom::{bloom_hash, BloomFilter};
 use super::footer::{Footer, FOOTER_LEN};
 use super::handle::{check_block, BlockHandle};
 use super::index::Index;
@@ -148,7 +148,19 @@ impl<F: StorageFile> Table<F> {
         user_key_wanted: &[u8],
         snapshot_seq: SeqNo,
     ) -> Result<Option<(ValueKind, Vec<u8>)>> {
-        if !self.may_contain(user_key_wanted) {
+        self.get_hashed(user_key_wanted, bloom_hash(user_key_wanted), snapshot_seq)
+            .await
+    }
+
+    /// [`Table::get`] for a key whose [`bloom_hash`] the caller already has.
+    pub async fn get_hashed(
+        &self,
+        user_key_wanted: &[u8],
+        hash: u32,
+        snapshot_seq: SeqNo,
+    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        debug_assert_eq!(hash, bloom_hash(user_key_wanted));
+        if !self.filter.may_contain_hash(hash) {
             return Ok(None);
         }
         let mut scratch = self.scratch.take();

@@ -109,16 +109,28 @@ pub(crate) fn check_key(key: &[u8], field: &'static str) -> Result<(), ProtoErro
     Ok(())
 }
 
-/// Appends a u16 length and the bytes. The caller has checked `bytes.len() <= u16::MAX`.
+/// Appends a u16 length and the bytes.
+///
+/// # Panics
+/// If `bytes` is longer than `u16::MAX`: a caller bug (callers check keys against
+/// `KEY_BYTES_MAX` first); a wrong length would corrupt the frame.
 pub(crate) fn put_short_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    debug_assert!(bytes.len() <= u16::MAX as usize);
+    assert!(
+        bytes.len() <= u16::MAX as usize,
+        "short field of {} bytes",
+        bytes.len()
+    );
     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
     out.extend_from_slice(bytes);
 }
 
 /// Appends a u32 length and the bytes. The caller has checked `bytes.len() <= u32::MAX`.
 pub(crate) fn put_long_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    debug_assert!(bytes.len() <= u32::MAX as usize);
+    assert!(
+        bytes.len() <= u32::MAX as usize,
+        "long field of {} bytes",
+        bytes.len()
+    );
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
 }

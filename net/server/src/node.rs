@@ -330,6 +330,22 @@ fn spawn_signal_thread(events: flume::Sender<Event>) -> Result<()> {
     Ok(())
 }
 
+/// A listening socket with SO_REUSEPORT (every shard shares the base port) and SO_REUSEADDR
+/// (a restarted node can bind while connections of its previous run are in TIME_WAIT),
+/// handed to glommio.
+fn listen(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a listening TCP socket we own; ownership passes to the listener.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
+}
+
 struct ShardStart {
     shard: u16,
     dir: PathBuf,
@@ -370,8 +386,7 @@ async fn shard_main(
     let own = SocketAddr::new(ctx.config.listen.ip(), ctx.shard_ports[usize::from(id)]);
     let mut accepts = Vec::new();
     for addr in [ctx.config.listen, own] {
-        let listener = glommio::net::TcpListener::bind(addr)
-            .map_err(|e| anyhow!("shard {id}: listening on {addr}: {e}"))?;
+        let listener = listen(addr).with_context(|| format!("shard {id}: listening on {addr}"))?;
         accepts.push(glommio::spawn_local(conn::accept_loop(
             shard.clone(),
             listener,

@@ -106,7 +106,7 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
             match decoder.next(&buf[at..filled]) {
                 Ok(Decoded::Frame(frame, used)) => {
                     bytes_in(shard, used);
-                    wave.route(shard, frame, &buf[at..at + used]);
+                    wave.route(shard, frame, &buf[..filled], at, used);
                     at += used;
                     if wave.close_after {
                         break;
@@ -126,7 +126,7 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
         }
         let close_after = wave.close_after;
         if !wave.is_empty() {
-            let in_flight = wave.dispatch(shard).await;
+            let in_flight = wave.dispatch(shard, &buf[..filled]).await;
             if in_flight.is_ready() {
                 // Nothing to wait for: answer into the send buffer directly.
                 let mut out = std::mem::take(&mut *state.out.borrow_mut());

@@ -63,6 +63,10 @@ pub struct Wave {
     /// A frame was malformed: answer it, then close the connection.
     pub close_after: bool,
     frames_routed: usize,
+    /// While every frame so far went whole to this shard, their bytes are not copied: they
+    /// are the span `local_span` of the read buffer, executed in place.
+    local_span: Option<std::ops::Range<usize>>,
+    span_ok: bool,
 }
 
 impl Wave {
@@ -76,6 +80,8 @@ impl Wave {
             direct: Vec::new(),
             close_after: false,
             frames_routed: 0,
+            local_span: None,
+            span_ok: true,
         }
     }
 
@@ -93,9 +99,50 @@ impl Wave {
         }
     }
 
-    /// Routes one whole frame (`raw` is its bytes, header included).
-    pub fn route(&mut self, shard: &ShardRef, frame: Frame<'_>, raw: &[u8]) {
+    /// Copies the frames kept in place so far into this shard's frame buffer; from now on
+    /// every frame is copied.
+    fn materialize(&mut self, buf: &[u8], local: usize) {
+        if let Some(span) = self.local_span.take() {
+            self.frames[local].extend_from_slice(&buf[span]);
+        }
+        self.span_ok = false;
+    }
+
+    /// Routes the frame at `buf[at..at + used]`.
+    pub fn route(
+        &mut self,
+        shard: &ShardRef,
+        frame: Frame<'_>,
+        buf: &[u8],
+        at: usize,
+        used: usize,
+    ) {
+        let raw = &buf[at..at + used];
+        let local = usize::from(shard.id);
         let h = frame.header;
+        if self.goes_whole_to(shard, &frame) {
+            // Checked and owned here: no need to decode it again to route it.
+            if self.span_ok {
+                // Every frame so far went whole to this shard, back to back.
+                match &mut self.local_span {
+                    Some(span) => {
+                        debug_assert_eq!(span.end, at);
+                        span.end = at + used;
+                    }
+                    None => self.local_span = Some(at..at + used),
+                }
+            }
+            self.frames_routed += 1;
+            let whole = Part::Whole {
+                request_id: h.request_id,
+                opcode: h.opcode,
+            };
+            self.send(shard.id, raw, whole);
+            return;
+        }
+        if self.span_ok {
+            self.materialize(buf, local);
+        }
         if h.is_response() || h.status != ErrorCode::OK {
             self.reject(h.request_id, h.opcode, &ProtoError::Direction);
             return;
@@ -209,13 +256,40 @@ impl Wave {
     }
 
     fn send(&mut self, dest: u16, raw: &[u8], part: Part) {
-        self.frames[usize::from(dest)].extend_from_slice(raw);
+        // Frames kept in place (the span) are not copied.
+        if !self.span_ok {
+            self.frames[usize::from(dest)].extend_from_slice(raw);
+        }
         self.parts[usize::from(dest)].push(part);
+    }
+
+    /// Whether `frame` is a well-formed request that goes, unsplit, to this shard: the only
+    /// kind that may stay in place in the read buffer.
+    fn goes_whole_to(&self, shard: &ShardRef, frame: &Frame<'_>) -> bool {
+        let h = frame.header;
+        if h.is_response() || h.status != ErrorCode::OK {
+            return false;
+        }
+        let Ok(request) = Request::decode(h.opcode, frame.body) else {
+            return false;
+        };
+        let map = shard.map();
+        let mine = |key: &[u8]| map.owner(slot_of(key)) == shard.id;
+        match request {
+            Request::Get { key } | Request::Put { key, .. } | Request::Delete { key } => mine(key),
+            Request::Batch(view) => view.iter().all(|op| mine(op.key())),
+            Request::MGet(keys) => keys.iter().all(mine),
+            Request::Scan(ScanRequest::Slot { slot, .. }) => map.owner(slot) == shard.id,
+            Request::Scan(ScanRequest::Cursor { cursor, .. }) => {
+                matches!(decode_cursor(cursor), Ok((slot, _)) if map.owner(slot) == shard.id)
+            }
+            Request::Ping { .. } | Request::Topology | Request::Stats => false,
+        }
     }
 
     /// Executes local frames and hands the others to their shards. Every write of the wave
     /// is applied or enqueued when this returns.
-    pub async fn dispatch(mut self, shard: &ShardRef) -> InFlight {
+    pub async fn dispatch(mut self, shard: &ShardRef, buf: &[u8]) -> InFlight {
         let mut remote = Vec::new();
         for dest in 0..self.shard_count {
             if dest == usize::from(shard.id) || self.frames[dest].is_empty() {
@@ -232,10 +306,14 @@ impl Wave {
         }
         let mut local_out = Vec::new();
         let local = usize::from(shard.id);
-        let pending = if self.frames[local].is_empty() {
+        let frames: &[u8] = match &self.local_span {
+            Some(span) if self.span_ok => &buf[span.clone()],
+            _ => &self.frames[local],
+        };
+        let pending = if frames.is_empty() {
             PendingWrites::default()
         } else {
-            exec::execute(shard, &self.frames[local], &mut local_out).await
+            exec::execute(shard, frames, &mut local_out).await
         };
         InFlight {
             wave: self,

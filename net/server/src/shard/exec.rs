@@ -148,14 +148,14 @@ impl Run<'_> {
             }
             Request::Get { key } => self.get(id, key, out).await,
             Request::Put { key, value } => {
-                self.write(id, op, &[BatchOp::Put { key, value }], out)
-                    .await
+                let one = [BatchOp::Put { key, value }];
+                self.write(id, op, || one.iter().copied(), out).await
             }
-            Request::Delete { key } => self.write(id, op, &[BatchOp::Delete { key }], out).await,
-            Request::Batch(view) => {
-                let ops: Vec<BatchOp<'_>> = view.iter().collect();
-                self.write(id, op, &ops, out).await
+            Request::Delete { key } => {
+                let one = [BatchOp::Delete { key }];
+                self.write(id, op, || one.iter().copied(), out).await
             }
+            Request::Batch(view) => self.write(id, op, || view.iter(), out).await,
             Request::MGet(keys) => self.mget(id, keys, out).await,
             Request::Scan(scan) => self.scan(id, scan, out).await,
             Request::Stats => {
@@ -240,18 +240,22 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn write(
+    /// Adds the ops of one frame to the merged batch. `ops` yields them afresh on each call
+    /// (they are checked in a first pass, added in a second).
+    async fn write<'b, I: Iterator<Item = BatchOp<'b>>>(
         &mut self,
         id: u64,
         op: u8,
-        ops: &[BatchOp<'_>],
+        ops: impl Fn() -> I,
         out: &mut Vec<u8>,
     ) -> Result<(), (ErrorCode, String)> {
         if let Some(failed) = &self.pending.failed {
             return Err(failed.clone());
         }
         // Check the whole frame first, so that a bad op rejects its frame and nothing else.
-        for o in ops {
+        let mut count = 0u32;
+        for o in ops() {
+            count += 1;
             self.check_owner(slot_of(o.key()))?;
             if let BatchOp::Put { value, .. } = o {
                 if value.len() > VALUE_BYTES_MAX {
@@ -265,17 +269,17 @@ impl Run<'_> {
                 }
             }
         }
-        for o in ops {
+        for o in ops() {
             self.stored_key(o.key())?;
             match o {
                 BatchOp::Put { value, .. } => self.batch.put(&self.key, value),
                 BatchOp::Delete { .. } => self.batch.delete(&self.key),
             };
         }
-        bump(&self.shard.counters.writes, ops.len() as u64);
+        bump(&self.shard.counters.writes, u64::from(count));
         self.unapplied.push(out.len());
         if op == opcode::BATCH {
-            encode_batch_done(out, id, ops.len() as u32);
+            encode_batch_done(out, id, count);
         } else {
             encode_done(out, id, op);
         }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 3 comparison, in one session on one machine:
+#   peer:   redis-server 7 (Debian), --appendonly yes --appendfsync everysec, driven by
+#           redis-benchmark -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000
+#   ringkv: ringkv-server --shards 2 --durability sync, driven by ringkv-bench run
+#           (16-byte keys, 100-byte values, BATCH of --batch puts, --pipeline frames in
+#           flight per connection), then pipelined point GETs of the keys written, then a
+#           durable ingest at half the measured peak rate for the p99 write latency.
+# Usage: bench/scripts/issue3-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LOG=${1:-/tmp/issue3-compare.log}
+KEYS=${KEYS:-2000000}
+BATCH=${BATCH:-100}
+PIPELINE=${PIPELINE:-16}
+CONNECTIONS=${CONNECTIONS:-2}
+READ_PIPELINE=${READ_PIPELINE:-64}
+REDIS_PORT=${REDIS_PORT:-6390}
+RINGKV_PORT=${RINGKV_PORT:-7170}
+exec > >(tee "$LOG") 2>&1
+
+echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) cores"
+cargo build --release -p ringkv-server -p ringkv-bench 2>&1 | tail -1
+SERVER=target/release/ringkv-server
+BENCH=target/release/ringkv-bench
+
+echo "## redis-server $(redis-server --version | awk '{print $3}')"
+RDIR=$(mktemp -d)
+redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly yes --appendfsync everysec --daemonize yes >/dev/null
+sleep 1
+echo "+ redis-benchmark -p $REDIS_PORT -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q"
+redis-benchmark -p "$REDIS_PORT" -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q 2>&1 | tr '\r' '\n' | grep -E "requests per second"
+redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+rm -rf "$RDIR"
+
+echo "## ringkv-server --shards 2 --durability sync"
+DDIR=$(mktemp -d)
+$SERVER --data-dir "$DDIR" --listen 127.0.0.1:$RINGKV_PORT --shards 2 --durability sync --log warn &
+SPID=$!
+trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
+for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((RINGKV_PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --json /tmp/issue3-fill.json"
+echo "+ $CMD"; $CMD
+CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $CONNECTIONS --json /tmp/issue3-read.json"
+echo "+ $CMD"; $CMD
+PEAK=$(python3 -c "import json;print(int(json.load(open('/tmp/issue3-fill.json'))[0]['ops_per_sec']))")
+HALF=$((PEAK / 2))
+CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --rate $HALF --json /tmp/issue3-half.json"
+echo "+ $CMD"; $CMD
+kill -TERM $SPID; wait $SPID; echo "server exit code $?"

@@ -1,0 +1,558 @@
+//! `ringkv-bench run`: drives a running ringkv-server through ringkv-client.
+//!
+//! Each of `--connections` threads opens one [`Connection`] per shard (shard-aware: every key
+//! goes to its owner per TOPOLOGY) and keeps up to `--pipeline` frames in flight on each.
+//! Writes go as BATCH frames of `--batch` puts; reads as point GETs. Latency is measured per
+//! frame, from the moment the frame was due (its scheduled time under `--rate`, else when it
+//! was written) to its response, so a slow server cannot hide queueing (no coordinated
+//! omission under `--rate`).
+//!
+//! Keys are `key-size` decimal digits of an index below `--keys`: fillrandom writes every index
+//! once in a random-looking order, readrandom picks indexes uniformly at random. Values are
+//! `value-size` bytes cut from a pre-generated random buffer (no per-op allocation).
+
+use crate::latency::{new_histogram, record, LatencySummary};
+use anyhow::{anyhow, bail, Context, Result};
+use hdrhistogram::Histogram;
+use ringkv_client::Connection;
+use ringkv_proto::{Request, Response, Topology};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Flags of `ringkv-bench run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Server to drive: `ringkv://HOST:PORT` (any of the node's ports).
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Workloads, comma-separated, run in order: fillrandom (BATCH puts of every key once, in
+    /// random order),
+    /// readrandom (GETs of random keys; run fillrandom first or on a filled server).
+    #[arg(long, default_value = "fillrandom,readrandom", value_delimiter = ',')]
+    pub workload: Vec<String>,
+    /// Size of the key space: keys are indexes 0..N.
+    #[arg(long, alias = "num", default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Operations per workload (default: --keys).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Bytes per key (decimal digits of the index, zero-padded).
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Puts per BATCH frame (writes only).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Frames in flight per connection.
+    #[arg(long, default_value_t = 64)]
+    pub pipeline: usize,
+    /// Client threads; each opens one connection per shard.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Target operations per second over all threads (0: as fast as possible). Frames are
+    /// scheduled at fixed times and latency counts from the scheduled time.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Seed of the key sequence.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fill,
+    Read,
+}
+
+/// Results of one workload.
+#[derive(Debug, serde::Serialize)]
+pub struct RunResult {
+    pub workload: String,
+    pub ops: u64,
+    pub seconds: f64,
+    pub ops_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub errors: u64,
+    pub not_found: u64,
+    /// Latency per frame (a BATCH for writes, a GET for reads).
+    pub latency: LatencySummary,
+    pub batch: usize,
+    pub pipeline: usize,
+    pub connections: usize,
+    pub rate: u64,
+}
+
+/// Entry point of `ringkv-bench run`.
+pub fn run(args: RunArgs) -> Result<()> {
+    let addr = args
+        .target
+        .strip_prefix("ringkv://")
+        .ok_or_else(|| anyhow!("--target {:?}: expected ringkv://HOST:PORT", args.target))?
+        .to_string();
+    if args.key_size == 0
+        || args.key_size > 1024
+        || args.batch == 0
+        || args.pipeline == 0
+        || args.connections == 0
+    {
+        bail!("--key-size (1..=1024), --batch, --pipeline and --connections must be positive");
+    }
+    let topology = fetch_topology(&addr)?;
+    let host = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or(addr.clone());
+    let shard_addrs: Vec<String> = topology
+        .shard_ports
+        .iter()
+        .map(|p| format!("{host}:{p}"))
+        .collect();
+    println!(
+        "target {addr}: {} shards, epoch {}; keys {} key {}B value {}B batch {} pipeline {} connections {} rate {}",
+        shard_addrs.len(),
+        topology.epoch,
+        args.keys,
+        args.key_size,
+        args.value_size,
+        args.batch,
+        args.pipeline,
+        args.connections,
+        if args.rate == 0 { "max".to_string() } else { args.rate.to_string() }
+    );
+    let mut results = Vec::new();
+    for name in &args.workload {
+        let kind = match name.as_str() {
+            "fillrandom" => Kind::Fill,
+            "readrandom" => Kind::Read,
+            other => bail!("unknown workload {other:?} (fillrandom, readrandom)"),
+        };
+        let result = run_workload(&args, kind, name, &topology, &shard_addrs)?;
+        println!(
+            "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
+            result.workload,
+            result.ops,
+            result.seconds,
+            result.ops_per_sec,
+            result.mb_per_sec,
+            result.latency.latency_us_p50,
+            result.latency.latency_us_p99,
+            result.latency.latency_us_p999,
+            result.latency.latency_us_max,
+            result.errors,
+            result.not_found
+        );
+        results.push(result);
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if results.iter().any(|r| r.errors > 0) {
+        bail!("the server answered some requests with errors");
+    }
+    Ok(())
+}
+
+fn fetch_topology(addr: &str) -> Result<Topology> {
+    let mut conn = Connection::connect(addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    conn.send_request(&Request::Topology)?;
+    conn.flush()?;
+    conn.recv(|_, response| match response {
+        Response::Topology(t) => Ok(t),
+        other => Err(anyhow!("TOPOLOGY answered with {other:?}")),
+    })?
+}
+
+struct ThreadResult {
+    ops: u64,
+    errors: u64,
+    not_found: u64,
+    histogram: Histogram<u64>,
+}
+
+fn run_workload(
+    args: &RunArgs,
+    kind: Kind,
+    name: &str,
+    topology: &Topology,
+    shard_addrs: &[String],
+) -> Result<RunResult> {
+    let ops_total = args.ops.unwrap_or(args.keys);
+    let threads = args.connections;
+    let started = Instant::now();
+    let outcomes: Vec<Result<ThreadResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let share =
+                    |t: u64| ops_total / threads as u64 * t + t.min(ops_total % threads as u64);
+                let (first_op, ops) = (share(t as u64), share(t as u64 + 1) - share(t as u64));
+                let seed =
+                    args.seed ^ ((t as u64 + 1) * 0x9E37_79B9_7F4A_7C15) ^ (kind as u64) << 32;
+                scope.spawn(move || {
+                    Driver::new(
+                        args,
+                        kind,
+                        topology,
+                        shard_addrs,
+                        seed,
+                        first_op,
+                        ops,
+                        threads,
+                    )?
+                    .run()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a client thread panicked")))
+            })
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut histogram = new_histogram();
+    let (mut ops, mut errors, mut not_found) = (0, 0, 0);
+    for outcome in outcomes {
+        let r = outcome?;
+        ops += r.ops;
+        errors += r.errors;
+        not_found += r.not_found;
+        histogram
+            .add(&r.histogram)
+            .map_err(|e| anyhow!("merging histograms: {e}"))?;
+    }
+    let bytes_per_op = (args.key_size
+        + if kind == Kind::Fill {
+            args.value_size
+        } else {
+            0
+        }) as f64;
+    Ok(RunResult {
+        workload: name.to_string(),
+        ops,
+        seconds,
+        ops_per_sec: ops as f64 / seconds,
+        mb_per_sec: ops as f64 * bytes_per_op / seconds / 1e6,
+        errors,
+        not_found,
+        latency: LatencySummary::of(&histogram),
+        batch: args.batch,
+        pipeline: args.pipeline,
+        connections: args.connections,
+        rate: args.rate,
+    })
+}
+
+/// One client thread: a connection per shard and the frames in flight on each.
+struct Driver<'a> {
+    args: &'a RunArgs,
+    kind: Kind,
+    topology: &'a Topology,
+    conns: Vec<Connection>,
+    /// Due time of each frame in flight, per shard, by request id.
+    in_flight: Vec<HashMap<u64, Instant>>,
+    /// Key indexes waiting to be sent in the next BATCH, per shard.
+    pending: Vec<Vec<u64>>,
+    rng: u64,
+    ops_left: u64,
+    /// Position of this thread's first operation in the workload's sequence.
+    first_op: u64,
+    values: Vec<u8>,
+    key: Vec<u8>,
+    /// Time between frames of this thread under --rate.
+    interval: Option<Duration>,
+    next_due: Instant,
+    result: ThreadResult,
+}
+
+impl<'a> Driver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        args: &'a RunArgs,
+        kind: Kind,
+        topology: &'a Topology,
+        shard_addrs: &[String],
+        seed: u64,
+        first_op: u64,
+        ops: u64,
+        threads: usize,
+    ) -> Result<Self> {
+        let mut conns = Vec::new();
+        for a in shard_addrs {
+            conns.push(
+                Connection::connect(a.as_str(), Duration::from_secs(5))
+                    .with_context(|| format!("connecting to {a}"))?,
+            );
+        }
+        let n = conns.len();
+        let mut rng = seed | 1;
+        let values: Vec<u8> = (0..(args.value_size + 4096))
+            .map(|_| (next(&mut rng) >> 56) as u8)
+            .collect();
+        let ops_per_frame = if kind == Kind::Fill {
+            args.batch as u64
+        } else {
+            1
+        };
+        let interval = (args.rate > 0).then(|| {
+            Duration::from_secs_f64(ops_per_frame as f64 * threads as f64 / args.rate as f64)
+        });
+        Ok(Self {
+            args,
+            kind,
+            topology,
+            conns,
+            in_flight: (0..n).map(|_| HashMap::new()).collect(),
+            pending: (0..n).map(|_| Vec::with_capacity(args.batch)).collect(),
+            rng,
+            ops_left: ops,
+            first_op,
+            values,
+            key: Vec::with_capacity(args.key_size),
+            interval,
+            next_due: Instant::now(),
+            result: ThreadResult {
+                ops: 0,
+                errors: 0,
+                not_found: 0,
+                histogram: new_histogram(),
+            },
+        })
+    }
+
+    fn run(mut self) -> Result<ThreadResult> {
+        let shards = self.conns.len();
+        let mut sent = 0u64;
+        while self.ops_left > 0 {
+            // A round: queue up to a window's worth of frames, write each connection's
+            // queue with one syscall, then collect what has come back.
+            let per_frame = if self.kind == Kind::Fill {
+                self.args.batch
+            } else {
+                1
+            };
+            let round = (self.args.pipeline * shards * per_frame / 2).max(1) as u64;
+            let mut queued = 0u64;
+            while self.ops_left > 0 && queued < round {
+                let index = self.key_index(sent);
+                sent += 1;
+                self.ops_left -= 1;
+                queued += 1;
+                make_key(index, self.args.key_size, &mut self.key);
+                let shard = usize::from(self.topology.shard_of_key(&self.key));
+                match self.kind {
+                    Kind::Fill => {
+                        self.pending[shard].push(index);
+                        if self.pending[shard].len() >= self.args.batch {
+                            self.send_batch(shard)?;
+                        }
+                    }
+                    Kind::Read => {
+                        if self.in_flight[shard].len() >= self.args.pipeline {
+                            self.conns[shard].flush()?;
+                            self.wait_for_room(shard)?;
+                        }
+                        let due = self.due();
+                        let id = self.conns[shard].send_get(&self.key)?;
+                        self.in_flight[shard].insert(id, due);
+                        self.result.ops += 1;
+                    }
+                }
+            }
+            for conn in &mut self.conns {
+                conn.flush()?;
+            }
+            self.poll()?;
+        }
+        for shard in 0..shards {
+            if !self.pending[shard].is_empty() {
+                self.send_batch(shard)?;
+            }
+            self.conns[shard].flush()?;
+        }
+        for shard in 0..shards {
+            while !self.in_flight[shard].is_empty() {
+                self.recv_one(shard, true)?;
+            }
+        }
+        Ok(self.result)
+    }
+
+    /// The key index of the `n`-th operation of this thread. Fills visit every key of the
+    /// space exactly once overall (a random-looking permutation, split between threads);
+    /// reads pick uniformly at random.
+    fn key_index(&mut self, n: u64) -> u64 {
+        let keys = self.args.keys.max(1);
+        match self.kind {
+            Kind::Fill => permute(self.first_op + n, keys),
+            Kind::Read => next(&mut self.rng) % keys,
+        }
+    }
+
+    /// The time this frame is due: its slot in the schedule under --rate (waiting for it
+    /// while collecting responses), else now.
+    fn due(&mut self) -> Instant {
+        let Some(interval) = self.interval else {
+            return Instant::now();
+        };
+        let due = self.next_due;
+        self.next_due += interval;
+        while Instant::now() < due {
+            let _ = self.poll();
+            let left = due.saturating_duration_since(Instant::now());
+            if left > Duration::from_micros(200) {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        due
+    }
+
+    fn send_batch(&mut self, shard: usize) -> Result<()> {
+        self.wait_for_room(shard)?;
+        let due = self.due();
+        let indexes = std::mem::take(&mut self.pending[shard]);
+        let mut batch = self.conns[shard].begin_batch();
+        for &index in &indexes {
+            make_key(index, self.args.key_size, &mut self.key);
+            let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
+            batch.put(
+                &self.key,
+                &self.values[offset..offset + self.args.value_size],
+            )?;
+        }
+        let id = batch.finish()?;
+        self.in_flight[shard].insert(id, due);
+        self.result.ops += indexes.len() as u64;
+        let mut indexes = indexes;
+        indexes.clear();
+        self.pending[shard] = indexes;
+        Ok(())
+    }
+
+    fn wait_for_room(&mut self, shard: usize) -> Result<()> {
+        if self.in_flight[shard].len() >= self.args.pipeline {
+            self.conns[shard].flush()?;
+        }
+        while self.in_flight[shard].len() >= self.args.pipeline {
+            self.recv_one(shard, true)?;
+        }
+        Ok(())
+    }
+
+    /// Collects every response that has already arrived, on every connection.
+    fn poll(&mut self) -> Result<()> {
+        for shard in 0..self.conns.len() {
+            while !self.in_flight[shard].is_empty() && self.recv_one(shard, false)? {}
+        }
+        Ok(())
+    }
+
+    /// Receives one response on `shard` (blocking if `wait`); false if none was ready.
+    fn recv_one(&mut self, shard: usize, wait: bool) -> Result<bool> {
+        let outcome = |id: u64, response: Response<'_>| match response {
+            Response::Error { code, message } => (id, Some(format!("{code}: {message}")), false),
+            Response::Value(None) => (id, None, true),
+            _ => (id, None, false),
+        };
+        let got = if wait {
+            Some(self.conns[shard].recv(outcome)?)
+        } else {
+            self.conns[shard].try_recv(outcome)?
+        };
+        let Some((id, error, missing)) = got else {
+            return Ok(false);
+        };
+        let due = self.in_flight[shard]
+            .remove(&id)
+            .ok_or_else(|| anyhow!("response to unknown request id {id} from shard {shard}"))?;
+        record(&mut self.result.histogram, due.elapsed());
+        if let Some(e) = error {
+            if self.result.errors == 0 {
+                eprintln!("server error: {e}");
+            }
+            self.result.errors += 1;
+        }
+        if missing {
+            self.result.not_found += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// A bijection of `0..keys` that looks random: a multiplier coprime with `keys`, plus an
+/// offset, modulo `keys` (positions past `keys` wrap around).
+pub fn permute(n: u64, keys: u64) -> u64 {
+    let mut multiplier = 0x9E37_79B9_7F4A_7C15 % keys;
+    while gcd(multiplier, keys) != 1 {
+        multiplier += 1;
+    }
+    ((u128::from(n % keys) * u128::from(multiplier) + 0x5851_F42D) % u128::from(keys)) as u64
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// splitmix64.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The key of `index`: its decimal digits, zero-padded (or cut) to `size` bytes.
+pub fn make_key(index: u64, size: usize, out: &mut Vec<u8>) {
+    out.clear();
+    let mut digits = [b'0'; 20];
+    let mut v = index;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    if size >= 20 {
+        out.resize(size - 20, b'0');
+        out.extend_from_slice(&digits);
+    } else {
+        out.extend_from_slice(&digits[20 - size..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutation_visits_every_key_once() {
+        for keys in [1u64, 2, 10, 97, 1000, 4096] {
+            let mut seen: Vec<u64> = (0..keys).map(|n| permute(n, keys)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..keys).collect::<Vec<_>>(), "keys = {keys}");
+        }
+    }
+
+    #[test]
+    fn keys_are_fixed_width_decimal() {
+        let mut k = Vec::new();
+        make_key(42, 16, &mut k);
+        assert_eq!(k, b"0000000000000042");
+        make_key(123_456, 4, &mut k);
+        assert_eq!(k, b"3456");
+        make_key(7, 24, &mut k);
+        assert_eq!(k.len(), 24);
+        assert!(k.ends_with(b"007"));
+    }
+}

@@ -14,14 +14,10 @@
 //! Linux's default ephemeral range (32768..60999), so outgoing client sockets never sit on
 //! a port a server is about to take.
 //!
-//! Known server problem (not worked around inside the server): after a server process
-//! closed or lost connections (SIGKILL or SIGTERM with clients connected), the server side
-//! of those connections sits in TIME-WAIT on the server's ports for about 60 s, and a new
-//! `ringkv-server` refuses those ports ("cannot listen on ...: Address already in use"):
-//! its start-up check binds them with SO_REUSEADDR while its glommio listeners, whose
-//! accepted sockets the TIME-WAIT entries come from, set only SO_REUSEPORT. Tests that
-//! restart after such a stop use [`ServerProcess::restart_on_new_ports`] (same data dir,
-//! new ports); `tests/server_restart_same_ports.rs` demonstrates the problem.
+//! Restarts: [`ServerProcess::restart`] reuses the ports, as a real node would.
+//! [`ServerProcess::restart_on_new_ports`] exists for tests that must not depend on the
+//! server rebinding at once (before accca63 on main, a server that had closed or lost
+//! connections could not rebind its ports for about 60 s: `tests/server_restart_same_ports.rs`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -258,10 +254,7 @@ impl ServerProcess {
     /// first if it is still running).
     ///
     /// A port still held by the old process (its io_uring teardown can outlive the process
-    /// for a moment) is retried for [`REBIND_TIMEOUT`]. A port held longer than that is
-    /// almost always the known server problem described in the module documentation
-    /// (server-side TIME-WAIT sockets after connections the server closed or lost), and
-    /// panics with that explanation: use [`ServerProcess::restart_on_new_ports`] then.
+    /// for a moment) is retried for [`REBIND_TIMEOUT`]; after that the restart panics.
     pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + REBIND_TIMEOUT;
@@ -272,9 +265,7 @@ impl ServerProcess {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e @ StartError::PortTaken) => panic!(
-                    "ringkv-server did not restart on port {}: {e}. The server refuses to bind \
-                     while sockets of the previous process's connections linger in TIME-WAIT \
-                     (its listeners lack SO_REUSEADDR); restart_on_new_ports avoids this.\n\
+                    "ringkv-server did not restart on port {} within {REBIND_TIMEOUT:?}: {e}\n\
                      --- server stderr ---\n{}",
                     self.base_port,
                     self.stderr_tail()

@@ -11,8 +11,7 @@
 //!    acknowledged batches are fully there; the batch in flight may be partly there, but
 //!    only with the values it wrote; batches never started left no trace.
 //!
-//! The restarts use fresh ports (same data dir): a restart on the same ports fails for about
-//! 60 s after the server lost open connections (see `tests/server_restart_same_ports.rs`).
+//! Restarts reuse the data dir and the ports.
 
 use ringkv_client::{Client, ClientConfig, Ingest};
 use ringkv_tests::dataset::{check_indices, check_keys, key, value, CheckReport, Expect};
@@ -87,7 +86,7 @@ fn sigkill_after_flush_and_during_ingest_loses_no_acknowledged_write() {
     assert_eq!(counters.ops_failed, 0, "{counters:?}");
 
     let t = Instant::now();
-    server.restart_on_new_ports();
+    server.restart();
     let restart_time = t.elapsed();
     let t = Instant::now();
     let client = connect(&server);
@@ -177,7 +176,7 @@ fn sigkill_after_flush_and_during_ingest_loses_no_acknowledged_write() {
     // The batch in flight at the kill is `acked_batches`; later ones never started.
     let in_flight = acked_batches;
     let batch_of = |i: u64| i / BATCH_INDICES;
-    server.restart_on_new_ports();
+    server.restart();
     let client = connect(&server);
     let t = Instant::now();
     // Overwritten keys, plus every 101st untouched one (all were checked after phase 1).

@@ -1,12 +1,13 @@
-//! Restarting `ringkv-server` on the same ports and data dir.
+//! Restarting `ringkv-server` on the same ports and data dir, at once.
 //!
-//! When the clients closed their connections first, a restart on the same ports works at
-//! once. When the server was the one to close or lose connections (SIGKILL or SIGTERM with
-//! clients connected), the server side of each connection lingers in TIME-WAIT on the
-//! server's ports for about 60 s, and a new server refuses to start on them: its start-up
-//! check (`check_ports_free` in net/server/src/node.rs) binds with SO_REUSEADDR, which a
-//! TIME-WAIT entry of a socket accepted by a SO_REUSEPORT-only glommio listener blocks.
-//! The two tests that show this are ignored (they fail against the current server).
+//! Regression tests for a bug they caught: when the server was the one to close or lose
+//! connections (SIGKILL or SIGTERM with clients connected), the server side of each
+//! connection lingered in TIME-WAIT on the server's ports for about 60 s, and a new server
+//! refused to start on them ("cannot listen on ...: Address already in use"): its start-up
+//! check bound with SO_REUSEADDR, which a TIME-WAIT entry of a socket accepted by a
+//! SO_REUSEPORT-only glommio listener blocks. Fixed on main in accca63 (the listeners set
+//! SO_REUSEADDR). The sleep before the clients close makes the TIME-WAIT land on the server
+//! side every time.
 
 use ringkv_tests::raw::RawConn;
 use ringkv_tests::server::{ServerOptions, ServerProcess};
@@ -27,10 +28,7 @@ fn restart_on_the_same_ports_after_clients_closed_first() {
     assert_eq!(c.get(b"k").as_deref(), Some(&b"v"[..]));
 }
 
-/// SERVER BUG: fails with "cannot listen on 127.0.0.1:PORT: Address already in use" for
-/// about 60 s after the kill.
 #[test]
-#[ignore = "SERVER BUG: cannot rebind its ports for ~60 s after SIGKILL with open connections (TIME-WAIT vs SO_REUSEADDR check)"]
 fn restart_on_the_same_ports_after_sigkill_with_open_connections() {
     let mut server = ServerProcess::start(ServerOptions::default());
     let mut open: Vec<RawConn> = (0..3).map(|_| RawConn::connect(server.addr())).collect();
@@ -47,9 +45,8 @@ fn restart_on_the_same_ports_after_sigkill_with_open_connections() {
     assert_eq!(c.get(b"k").as_deref(), Some(&b"v"[..]));
 }
 
-/// SERVER BUG: as above, after a clean SIGTERM shutdown that closed idle connections.
+/// As above, after a clean SIGTERM shutdown that closed idle connections.
 #[test]
-#[ignore = "SERVER BUG: cannot rebind its ports for ~60 s after SIGTERM with open connections (TIME-WAIT vs SO_REUSEADDR check)"]
 fn restart_on_the_same_ports_after_sigterm_with_open_connections() {
     let mut server = ServerProcess::start(ServerOptions::default());
     let mut open: Vec<RawConn> = (0..3).map(|_| RawConn::connect(server.addr())).collect();
@@ -58,6 +55,7 @@ fn restart_on_the_same_ports_after_sigterm_with_open_connections() {
     }
     let status = server.terminate();
     assert_eq!(status.code(), Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(200));
     drop(open);
     server.restart();
     let mut c = RawConn::connect(server.addr());

@@ -11,7 +11,7 @@
 //! [`crate::key::compare_internal`]).
 
 use crate::coding::{get_varint32, read_u32};
-use crate::key::compare_internal;
+use crate::key::{compare_bytes, compare_internal, TRAILER_LEN};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -240,6 +240,77 @@ impl BlockIter {
     }
 }
 
+/// Orders internal key `key` against the target internal key `user || trailer` (given split),
+/// exactly as `compare_internal(key, target)` would.
+#[inline(always)]
+pub(super) fn compare_split(key: &[u8], user: &[u8], trailer: u64) -> Ordering {
+    let split = key.len().saturating_sub(TRAILER_LEN);
+    match compare_bytes(&key[..split], user) {
+        Ordering::Equal => {
+            let key_trailer = match key.get(split..) {
+                Some(&[a, b, c, d, e, f, g, h]) => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+                _ => 0,
+            };
+            trailer.cmp(&key_trailer)
+        }
+        order => order,
+    }
+}
+
+/// Point lookup in one block's contents: finds the first entry whose key is `>= user ||
+/// trailer` (by `compare_internal`) without an iterator. The entry's key is left in `key`
+/// (the buffer is overwritten); returns the entry's value range within `data`, or `None` if
+/// every key is smaller. Restart keys are compared in place during the binary search; only
+/// the entries of the final restart interval are rebuilt into `key`. Validates the layout
+/// and bounds-checks every entry like [`BlockIter`].
+pub fn seek_point(
+    data: &[u8],
+    key: &mut Vec<u8>,
+    user: &[u8],
+    trailer: u64,
+) -> Result<Option<(usize, usize)>, BlockCorruption> {
+    let (restarts_start, num_restarts) = parse_layout(data)?;
+    if num_restarts == 0 {
+        return Ok(None);
+    }
+    let entries = &data[..restarts_start];
+    // Offsets were validated by `parse_layout`; a failed read cannot happen, and would only
+    // lead to a corruption error from `decode_header`.
+    let restart = |i: usize| read_u32(data, restarts_start + 4 * i).unwrap_or(u32::MAX) as usize;
+    let mut left = 0usize;
+    let mut right = num_restarts - 1;
+    while left < right {
+        let mid = left + (right - left).div_ceil(2);
+        let offset = restart(mid);
+        let header = decode_header(entries, offset)?;
+        if header.shared != 0 {
+            return corrupt(offset, "restart entry shares a prefix");
+        }
+        let restart_key = &entries[header.key_start..header.key_start + header.unshared];
+        if compare_split(restart_key, user, trailer) == Ordering::Less {
+            left = mid;
+        } else {
+            right = mid - 1;
+        }
+    }
+    key.clear();
+    let mut offset = restart(left);
+    while offset < restarts_start {
+        let header = decode_header(entries, offset)?;
+        if header.shared > key.len() {
+            return corrupt(offset, "shared prefix longer than the previous key");
+        }
+        let key_end = header.key_start + header.unshared;
+        key.truncate(header.shared);
+        key.extend_from_slice(&entries[header.key_start..key_end]);
+        if compare_split(key, user, trailer) != Ordering::Less {
+            return Ok(Some((key_end, header.value_end)));
+        }
+        offset = header.value_end;
+    }
+    Ok(None)
+}
+
 /// Decoded entry header; `key_start + unshared <= value_end <= entries.len()` holds.
 struct Header {
     shared: usize,
@@ -376,6 +447,67 @@ mod tests {
         }
     }
 
+    /// `seek_point` must land where `BlockIter::seek` does, with the same key and value.
+    fn check_point_matches_seek(data: &Rc<[u8]>, targets: &[Vec<u8>]) {
+        let mut it = BlockIter::new(data.clone()).unwrap();
+        let mut key = Vec::new();
+        for target in targets {
+            it.seek(target).unwrap();
+            let user = crate::key::user_key(target);
+            let trailer = u64::from_be_bytes(target[target.len() - 8..].try_into().unwrap());
+            let got = seek_point(data, &mut key, user, trailer).unwrap();
+            match got {
+                None => assert!(!it.valid(), "{target:?}"),
+                Some((vs, ve)) => {
+                    assert!(it.valid(), "{target:?}");
+                    assert_eq!(&key[..], it.key(), "{target:?}");
+                    assert_eq!(&data[vs..ve], it.value(), "{target:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seek_point_matches_seek() {
+        for interval in [1, 2, 3, 16, 1000] {
+            let (data, _) = build(100, interval);
+            let targets: Vec<_> = (0..=200u32)
+                .flat_map(|i| [ikey(i, 7), ikey(i, 8), ikey(i, 6)])
+                .collect();
+            check_point_matches_seek(&data, &targets);
+        }
+        // Many versions of few user keys, and user keys that are prefixes of each other.
+        let mut b = BlockBuilder::new(4);
+        let mut keys = Vec::new();
+        for user in [&b"a"[..], b"ab", b"ab\0", b"abc", b"b"] {
+            for seq in (250..262u64).rev() {
+                keys.push(internal_key(user, seq, ValueKind::Put));
+            }
+        }
+        for k in &keys {
+            b.add(k, k);
+        }
+        let data: Rc<[u8]> = Rc::from(b.finish());
+        let mut targets = Vec::new();
+        for user in [
+            &b""[..],
+            b"a",
+            b"a\0",
+            b"ab",
+            b"ab\0",
+            b"ab\0\0",
+            b"abc",
+            b"abd",
+            b"b",
+            b"c",
+        ] {
+            for seq in [0, 249, 250, 255, 256, 261, 262, 1 << 40] {
+                targets.push(internal_key(user, seq, ValueKind::Put));
+            }
+        }
+        check_point_matches_seek(&data, &targets);
+    }
+
     #[test]
     fn empty_block_is_never_valid() {
         let mut b = BlockBuilder::new(16);
@@ -431,12 +563,22 @@ mod tests {
             let mut bytes = data.to_vec();
             let i = at.index(bytes.len());
             bytes[i] ^= mask;
+            let mut key = Vec::new();
+            let _ = seek_point(&bytes, &mut key, b"key000010", 7 << 8 | 1);
             if let Ok(mut it) = BlockIter::new(Rc::from(bytes)) {
                 if it.seek_to_first().is_ok() {
                     while it.valid() && it.next().is_ok() {}
                 }
                 let _ = it.seek(&ikey(n, 7));
             }
+        }
+
+        #[test]
+        fn seek_point_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200),
+                                   user in proptest::collection::vec(any::<u8>(), 0..12),
+                                   trailer in any::<u64>()) {
+            let mut key = Vec::new();
+            let _ = seek_point(&data, &mut key, &user, trailer);
         }
     }
 }

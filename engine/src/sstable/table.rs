@@ -171,11 +171,13 @@ impl<F: StorageFile> Table<F> {
                 handle.offset,
                 "data block ends before its index key",
             )),
-            Ok(Some(_)) if user_key(&key) != user_key_wanted => Ok(None),
-            Ok(Some((value_start, value_end))) => match parse_internal(&key) {
-                Some(parsed) => Ok(Some((
-                    parsed.kind,
-                    data.get(value_start..value_end).unwrap_or(&[]).to_vec(),
+            Ok(Some(entry)) if !entry.user_equal => Ok(None),
+            Ok(Some(entry)) => match entry.trailer.and_then(|t| ValueKind::from_u8(t as u8)) {
+                Some(kind) => Ok(Some((
+                    kind,
+                    data.get(entry.value.0..entry.value.1)
+                        .unwrap_or(&[])
+                        .to_vec(),
                 ))),
                 None => Err(Error::corruption(
                     self.file.path(),

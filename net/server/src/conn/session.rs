@@ -97,6 +97,9 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
     let decoder = FrameDecoder::new(shard.config.max_frame_bytes);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut filled = 0usize;
+    // When the partial frame at the front of the buffer began to arrive: the whole frame
+    // must be complete within the frame timeout from then, however it trickles in.
+    let mut partial_since: Option<std::time::Instant> = None;
     loop {
         // Route every complete frame in the buffer as one wave.
         let mut wave = Wave::new(shard.map().shard_count);
@@ -160,6 +163,12 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
         // Keep the partial frame at the front of the buffer.
         buf.copy_within(at..filled, 0);
         filled -= at;
+        partial_since = match (filled, at) {
+            (0, _) => None,
+            // A frame was completed: what is left is the start of a new one.
+            (_, consumed) if consumed > 0 => Some(std::time::Instant::now()),
+            _ => partial_since.or_else(|| Some(std::time::Instant::now())),
+        };
         if needed > buf.len() {
             buf.resize(needed, 0);
         } else if buf.len() > READ_BUFFER_BYTES
@@ -179,7 +188,8 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
         if state.broken.get() {
             return;
         }
-        match read_some(shard, &mut reader, &mut buf[filled..], filled > 0).await {
+        let deadline = partial_since.map(|since| since + shard.config.frame_timeout);
+        match read_some(shard, &mut reader, &mut buf[filled..], deadline).await {
             ReadOutcome::Data(n) => filled += n,
             ReadOutcome::Eof | ReadOutcome::Failed => return,
             ReadOutcome::Stop => return,
@@ -198,13 +208,13 @@ fn bytes_in(shard: &ShardRef, n: usize) {
     bump(&shard.counters.bytes_in, n as u64);
 }
 
-/// Reads what is available. With a partial frame buffered the read must finish within the
-/// frame timeout; between frames it waits indefinitely but gives way to shutdown.
+/// Reads what is available. With a partial frame buffered the read must finish by `deadline`
+/// (the frame timeout counted from when that frame began to arrive); between frames it waits indefinitely but gives way to shutdown.
 async fn read_some(
     shard: &ShardRef,
     reader: &mut ReadHalf<TcpStream>,
     into: &mut [u8],
-    mid_frame: bool,
+    deadline: Option<std::time::Instant>,
 ) -> ReadOutcome {
     let read = async {
         match reader.read(into).await {
@@ -213,8 +223,8 @@ async fn read_some(
             Err(_) => ReadOutcome::Failed,
         }
     };
-    if mid_frame {
-        let timeout = shard.config.frame_timeout;
+    if let Some(deadline) = deadline {
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         futures_lite::future::or(read, async {
             glommio::timer::sleep(timeout).await;
             ReadOutcome::TimedOut

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Keys of phase 1 unless `RINGKV_CRASH_KEYS` says otherwise. With the optimized dev
-/// profile (main bc7b540) the whole test takes about 16 s on the shared 2-core machine
-/// (ingest 3.5 s, reading back 1,000,000 keys 7.7 s); before it, 40-107 s.
+/// Keys of phase 1 unless `RINGKV_CRASH_KEYS` says otherwise: the 1,000,000. With
+/// the unoptimized dev profile this took 40 s (quiet machine) to 107 s (busy); the workspace
+/// now builds the engine, codec, server and client with opt-level 2 in tests too.
 const KEYS_DEFAULT: u64 = 1_000_000;
 /// Indices per acknowledged unit of phase 2 (each index: one overwrite and one new key).
 const BATCH_INDICES: u64 = 10_000;

@@ -11,7 +11,7 @@
 //! [`crate::key::compare_internal`]).
 
 use crate::coding::{get_varint32, read_u32};
-use crate::key::compare_internal;
+use crate::key::{compare_bytes, compare_internal, TRAILER_LEN};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -240,6 +240,206 @@ impl BlockIter {
     }
 }
 
+/// Orders internal key `key` against the target internal key `user || trailer` (given split),
+/// exactly as `compare_internal(key, target)` would.
+#[inline(always)]
+pub(super) fn compare_split(key: &[u8], user: &[u8], trailer: u64) -> Ordering {
+    let split = key.len().saturating_sub(TRAILER_LEN);
+    match compare_bytes(&key[..split], user) {
+        Ordering::Equal => {
+            let key_trailer = match key.get(split..) {
+                Some(&[a, b, c, d, e, f, g, h]) => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+                _ => 0,
+            };
+            trailer.cmp(&key_trailer)
+        }
+        order => order,
+    }
+}
+
+/// Where [`seek_point`] stopped: the first entry `>=` the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PointEntry {
+    /// True if the entry's user key is the target's user key.
+    pub user_equal: bool,
+    /// The entry's trailer when `user_equal` (`None` for a key shorter than a trailer, and
+    /// whenever `user_equal` is false).
+    pub trailer: Option<u64>,
+    /// The entry's value range within the block's contents.
+    pub value: (usize, usize),
+}
+
+/// Point lookup in one block's contents: finds the first entry whose key is `>= user ||
+/// trailer` (by `compare_internal`) without an iterator and, normally, without rebuilding any
+/// key. Restart keys are compared in place during the binary search; in the final restart
+/// interval each entry is compared through what is known of the previous key: the length of
+/// its common prefix with `user` and how it differs there, so only the unshared bytes are
+/// read. When an entry's trailer is partly shared with the previous key, the interval is
+/// rescanned rebuilding keys into `key`. Returns `None` if every key is smaller. Validates
+/// the layout and bounds-checks every entry like [`BlockIter`].
+pub fn seek_point(
+    data: &[u8],
+    key: &mut Vec<u8>,
+    user: &[u8],
+    trailer: u64,
+) -> Result<Option<PointEntry>, BlockCorruption> {
+    let (restarts_start, num_restarts) = parse_layout(data)?;
+    if num_restarts == 0 {
+        return Ok(None);
+    }
+    let entries = &data[..restarts_start];
+    // Offsets were validated by `parse_layout`; a failed read cannot happen, and would only
+    // lead to a corruption error from `decode_header`.
+    let restart = |i: usize| read_u32(data, restarts_start + 4 * i).unwrap_or(u32::MAX) as usize;
+    let mut left = 0usize;
+    let mut right = num_restarts - 1;
+    while left < right {
+        let mid = left + (right - left).div_ceil(2);
+        let offset = restart(mid);
+        let header = decode_header(entries, offset)?;
+        if header.shared != 0 {
+            return corrupt(offset, "restart entry shares a prefix");
+        }
+        let restart_key = &entries[header.key_start..header.key_start + header.unshared];
+        if compare_split(restart_key, user, trailer) == Ordering::Less {
+            left = mid;
+        } else {
+            right = mid - 1;
+        }
+    }
+    let start = restart(left);
+    let mut offset = start;
+    // Length of the previous key, the length of its common prefix with `user`, and its byte
+    // there against `user`'s (meaningful only where both have a byte).
+    let mut prev_len = 0usize;
+    let mut matched = 0usize;
+    let mut differs = Ordering::Equal;
+    while offset < restarts_start {
+        let header = decode_header(entries, offset)?;
+        if header.shared > prev_len {
+            return corrupt(offset, "shared prefix longer than the previous key");
+        }
+        let key_end = header.key_start + header.unshared;
+        let suffix = &entries[header.key_start..key_end];
+        let len = header.shared + header.unshared;
+        // If the shared part reaches past the previous key's match with `user`, the new key
+        // matches exactly as far and differs the same way; otherwise its shared part matches
+        // `user` entirely and the suffix decides. (`shared <= matched <= user.len()`.)
+        if header.shared <= matched {
+            let rest = &user[header.shared..];
+            let n = common_prefix(suffix, rest);
+            matched = header.shared + n;
+            differs = match (suffix.get(n), rest.get(n)) {
+                (Some(a), Some(b)) => a.cmp(b),
+                _ => Ordering::Equal,
+            };
+        }
+        let user_len = len.saturating_sub(TRAILER_LEN);
+        let user_order = if matched < user_len.min(user.len()) {
+            differs
+        } else {
+            user_len.cmp(&user.len())
+        };
+        match user_order {
+            Ordering::Less => {}
+            Ordering::Greater => {
+                return Ok(Some(PointEntry {
+                    user_equal: false,
+                    trailer: None,
+                    value: (key_end, header.value_end),
+                }))
+            }
+            Ordering::Equal => {
+                let key_trailer = if len < TRAILER_LEN {
+                    None
+                } else if let Some(t) = suffix
+                    .len()
+                    .checked_sub(TRAILER_LEN)
+                    .and_then(|at| suffix.get(at..))
+                {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(t);
+                    Some(u64::from_be_bytes(w))
+                } else {
+                    // The trailer is partly in the shared prefix: rebuild the keys.
+                    return seek_point_rebuilding(entries, start, key, user, trailer);
+                };
+                if trailer.cmp(&key_trailer.unwrap_or(0)) != Ordering::Less {
+                    return Ok(Some(PointEntry {
+                        user_equal: true,
+                        trailer: key_trailer,
+                        value: (key_end, header.value_end),
+                    }));
+                }
+            }
+        }
+        prev_len = len;
+        offset = header.value_end;
+    }
+    Ok(None)
+}
+
+/// The scan of [`seek_point`] from the restart entry at `start`, rebuilding every key into
+/// `key` and comparing whole keys.
+fn seek_point_rebuilding(
+    entries: &[u8],
+    start: usize,
+    key: &mut Vec<u8>,
+    user: &[u8],
+    trailer: u64,
+) -> Result<Option<PointEntry>, BlockCorruption> {
+    key.clear();
+    let mut offset = start;
+    while offset < entries.len() {
+        let header = decode_header(entries, offset)?;
+        if header.shared > key.len() {
+            return corrupt(offset, "shared prefix longer than the previous key");
+        }
+        let key_end = header.key_start + header.unshared;
+        key.truncate(header.shared);
+        key.extend_from_slice(&entries[header.key_start..key_end]);
+        if compare_split(key, user, trailer) != Ordering::Less {
+            let user_equal = crate::key::user_key(key) == user;
+            let key_trailer = match key.len().checked_sub(TRAILER_LEN) {
+                Some(at) if user_equal => {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&key[at..]);
+                    Some(u64::from_be_bytes(w))
+                }
+                _ => None,
+            };
+            return Ok(Some(PointEntry {
+                user_equal,
+                trailer: key_trailer,
+                value: (key_end, header.value_end),
+            }));
+        }
+        offset = header.value_end;
+    }
+    Ok(None)
+}
+
+/// Length of the common prefix of `a` and `b`, eight bytes at a time.
+#[inline(always)]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
+        x.copy_from_slice(&a[i..i + 8]);
+        y.copy_from_slice(&b[i..i + 8]);
+        let diff = u64::from_le_bytes(x) ^ u64::from_le_bytes(y);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
 /// Decoded entry header; `key_start + unshared <= value_end <= entries.len()` holds.
 struct Header {
     shared: usize,
@@ -376,6 +576,76 @@ mod tests {
         }
     }
 
+    /// `seek_point` must land where `BlockIter::seek` does, with the same key and value.
+    fn check_point_matches_seek(data: &Rc<[u8]>, targets: &[Vec<u8>]) {
+        let mut it = BlockIter::new(data.clone()).unwrap();
+        let mut key = Vec::new();
+        for target in targets {
+            it.seek(target).unwrap();
+            let user = crate::key::user_key(target);
+            let trailer = u64::from_be_bytes(target[target.len() - 8..].try_into().unwrap());
+            let got = seek_point(data, &mut key, user, trailer).unwrap();
+            match got {
+                None => assert!(!it.valid(), "{target:?}"),
+                Some(entry) => {
+                    assert!(it.valid(), "{target:?}");
+                    let user_equal = crate::key::user_key(it.key()) == user;
+                    assert_eq!(entry.user_equal, user_equal, "{target:?}");
+                    let want_trailer = crate::key::parse_internal(it.key())
+                        .filter(|_| user_equal)
+                        .map(|p| crate::key::pack_trailer(p.seq, p.kind));
+                    assert_eq!(entry.trailer, want_trailer, "{target:?}");
+                    assert_eq!(
+                        &data[entry.value.0..entry.value.1],
+                        it.value(),
+                        "{target:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seek_point_matches_seek() {
+        for interval in [1, 2, 3, 16, 1000] {
+            let (data, _) = build(100, interval);
+            let targets: Vec<_> = (0..=200u32)
+                .flat_map(|i| [ikey(i, 7), ikey(i, 8), ikey(i, 6)])
+                .collect();
+            check_point_matches_seek(&data, &targets);
+        }
+        // Many versions of few user keys, and user keys that are prefixes of each other.
+        let mut b = BlockBuilder::new(4);
+        let mut keys = Vec::new();
+        for user in [&b"a"[..], b"ab", b"ab\0", b"abc", b"b"] {
+            for seq in (250..262u64).rev() {
+                keys.push(internal_key(user, seq, ValueKind::Put));
+            }
+        }
+        for k in &keys {
+            b.add(k, k);
+        }
+        let data: Rc<[u8]> = Rc::from(b.finish());
+        let mut targets = Vec::new();
+        for user in [
+            &b""[..],
+            b"a",
+            b"a\0",
+            b"ab",
+            b"ab\0",
+            b"ab\0\0",
+            b"abc",
+            b"abd",
+            b"b",
+            b"c",
+        ] {
+            for seq in [0, 249, 250, 255, 256, 261, 262, 1 << 40] {
+                targets.push(internal_key(user, seq, ValueKind::Put));
+            }
+        }
+        check_point_matches_seek(&data, &targets);
+    }
+
     #[test]
     fn empty_block_is_never_valid() {
         let mut b = BlockBuilder::new(16);
@@ -431,12 +701,22 @@ mod tests {
             let mut bytes = data.to_vec();
             let i = at.index(bytes.len());
             bytes[i] ^= mask;
+            let mut key = Vec::new();
+            let _ = seek_point(&bytes, &mut key, b"key000010", 7 << 8 | 1);
             if let Ok(mut it) = BlockIter::new(Rc::from(bytes)) {
                 if it.seek_to_first().is_ok() {
                     while it.valid() && it.next().is_ok() {}
                 }
                 let _ = it.seek(&ikey(n, 7));
             }
+        }
+
+        #[test]
+        fn seek_point_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200),
+                                   user in proptest::collection::vec(any::<u8>(), 0..12),
+                                   trailer in any::<u64>()) {
+            let mut key = Vec::new();
+            let _ = seek_point(&data, &mut key, &user, trailer);
         }
     }
 }

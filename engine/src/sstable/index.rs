@@ -8,7 +8,7 @@
 //! keys in strictly increasing order and that the handles tile the data region
 //! `[0, data_end)` exactly, in order, with nothing missing, overlapping or outside it.
 
-use super::block::{BlockCorruption, BlockIter};
+use super::block::{compare_split, BlockCorruption, BlockIter};
 use super::handle::BlockHandle;
 use crate::key::{compare_internal, parse_internal};
 use std::cmp::Ordering;
@@ -102,6 +102,22 @@ impl Index {
         while low < high {
             let mid = low + (high - low) / 2;
             if compare_internal(self.key(mid), target) == Ordering::Less {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low < self.handles.len()).then_some(low)
+    }
+
+    /// [`Index::find`] for the target internal key `user || trailer`, given split.
+    #[inline]
+    pub fn find_split(&self, user: &[u8], trailer: u64) -> Option<usize> {
+        let mut low = 0usize;
+        let mut high = self.handles.len();
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if compare_split(self.key(mid), user, trailer) == Ordering::Less {
                 low = mid + 1;
             } else {
                 high = mid;

@@ -9,7 +9,7 @@
 //! and the index's handles tile everything before them. Any violation, and any checksum or
 //! format error later, is an [`Error::Corruption`] naming the file and the offset.
 
-use super::block::{BlockCorruption, BlockIter};
+use super::block::{seek_point, BlockCorruption, BlockIter};
 use super::bloom::{bloom_hash, BloomFilter};
 use super::footer::{Footer, FOOTER_LEN};
 use super::handle::{check_block, BlockHandle};
@@ -19,7 +19,7 @@ use super::properties::Properties;
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
-use crate::key::{compare_internal, encode_internal, parse_internal, user_key, SeqNo, ValueKind};
+use crate::key::{compare_internal, pack_trailer, parse_internal, user_key, SeqNo, ValueKind};
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::rc::Rc;
@@ -34,15 +34,9 @@ pub struct Table<F: StorageFile> {
     filter: BloomFilter,
     properties: Properties,
     entries: u64,
-    /// Buffers reused by [`Table::get`] (taken while a lookup runs, so overlapping lookups
-    /// on the same thread each get their own).
-    scratch: Cell<Scratch>,
-}
-
-#[derive(Default)]
-struct Scratch {
-    target: Vec<u8>,
-    key: Vec<u8>,
+    /// Key buffer reused by [`Table::get`] (taken while a lookup runs, so overlapping
+    /// lookups on the same thread each get their own).
+    scratch: Cell<Vec<u8>>,
 }
 
 impl<F: StorageFile> Table<F> {
@@ -163,42 +157,28 @@ impl<F: StorageFile> Table<F> {
         if !self.filter.may_contain_hash(hash) {
             return Ok(None);
         }
-        let mut scratch = self.scratch.take();
-        scratch.target.clear();
-        encode_internal(
-            &mut scratch.target,
-            user_key_wanted,
-            snapshot_seq.min(crate::key::SEQ_MAX),
-            ValueKind::Put,
-        );
-        let result = self.get_in_block(user_key_wanted, &mut scratch).await;
-        self.scratch.set(scratch);
-        result
-    }
-
-    async fn get_in_block(
-        &self,
-        user_key_wanted: &[u8],
-        scratch: &mut Scratch,
-    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
-        let Some(i) = self.index.find(&scratch.target) else {
+        let trailer = pack_trailer(snapshot_seq.min(crate::key::SEQ_MAX), ValueKind::Put);
+        let Some(i) = self.index.find_split(user_key_wanted, trailer) else {
             return Ok(None);
         };
         let handle = self.data_handle(i)?;
         let data = self.read_block(handle).await?;
-        let mut it = BlockIter::with_key_buffer(data, std::mem::take(&mut scratch.key))
-            .map_err(|e| block_error(&self.file, handle, e))?;
-        let found = it.seek(&scratch.target);
-        let result = match found {
+        let mut key = self.scratch.take();
+        let result = match seek_point(&data, &mut key, user_key_wanted, trailer) {
             Err(e) => Err(block_error(&self.file, handle, e)),
-            Ok(()) if !it.valid() => Err(Error::corruption(
+            Ok(None) => Err(Error::corruption(
                 self.file.path(),
                 handle.offset,
                 "data block ends before its index key",
             )),
-            Ok(()) if user_key(it.key()) != user_key_wanted => Ok(None),
-            Ok(()) => match parse_internal(it.key()) {
-                Some(parsed) => Ok(Some((parsed.kind, it.value().to_vec()))),
+            Ok(Some(entry)) if !entry.user_equal => Ok(None),
+            Ok(Some(entry)) => match entry.trailer.and_then(|t| ValueKind::from_u8(t as u8)) {
+                Some(kind) => Ok(Some((
+                    kind,
+                    data.get(entry.value.0..entry.value.1)
+                        .unwrap_or(&[])
+                        .to_vec(),
+                ))),
                 None => Err(Error::corruption(
                     self.file.path(),
                     handle.offset,
@@ -206,7 +186,7 @@ impl<F: StorageFile> Table<F> {
                 )),
             },
         };
-        scratch.key = it.into_key_buffer();
+        self.scratch.set(key);
         result
     }
 

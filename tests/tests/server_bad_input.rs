@@ -338,12 +338,9 @@ fn stalled_half_frame_is_closed_while_others_are_served() {
 /// this many milliseconds, or the connection is closed" (config.rs), and session.rs: "A frame
 /// that has started to arrive must complete within `frame_timeout`".
 ///
-/// SERVER BUG (found by this test, left unfixed here): the timeout is applied to each read
-/// separately (`read_some` in conn/session.rs starts a fresh timer per read), so a client
-/// that sends one byte every 200 ms keeps a half frame open forever with a 500 ms timeout.
-/// Run it with `cargo test -p ringkv-tests --test server_bad_input -- --ignored`.
+/// Regression test: the timeout used to be applied to each read separately, so a client that
+/// sent one byte every 200 ms kept a half frame open forever with a 500 ms timeout.
 #[test]
-#[ignore = "SERVER BUG: frame timeout is per read, not per frame (slow-loris); see the doc comment"]
 fn frame_trickled_one_byte_at_a_time_is_closed_by_the_frame_timeout() {
     let server = start(&["--frame-timeout-ms", "500"]);
     let mut c = RawConn::connect(server.addr());

@@ -174,9 +174,9 @@ impl Run<'_> {
     }
 
     fn check_owner(&self, slot: u16) -> Result<(), (ErrorCode, String)> {
-        let map = self.shard.map();
-        let owner = map.owner(slot);
+        let owner = self.shard.owner_of(slot);
         if owner != self.shard.id {
+            let map = self.shard.map();
             return Err((
                 ErrorCode::MOVED,
                 format!(
@@ -191,9 +191,15 @@ impl Run<'_> {
     fn stored_key(&mut self, key: &[u8]) -> Result<(), (ErrorCode, String)> {
         let slot = slot_of(key);
         self.check_owner(slot)?;
+        self.set_stored_key(slot, key);
+        Ok(())
+    }
+
+    /// Puts the stored form of `key` (of `slot`, whose ownership the caller checked) in
+    /// `self.key`.
+    fn set_stored_key(&mut self, slot: u16, key: &[u8]) {
         self.key.clear();
         ringkv_proto::stored_key(slot, key, &mut self.key);
-        Ok(())
     }
 
     async fn get(
@@ -226,7 +232,7 @@ impl Run<'_> {
         let start = out.len();
         let mut writer = ValuesWriter::begin(out, id);
         for key in keys.iter() {
-            self.stored_key(key)?;
+            self.set_stored_key(slot_of(key), key);
             bump(&self.shard.counters.reads, 1);
             match self.shard.db.get(&self.key).await {
                 Ok(value) => writer.value(out, value.as_deref()),
@@ -269,8 +275,9 @@ impl Run<'_> {
                 }
             }
         }
+        // Every op was checked above: add them without checking again.
         for o in ops() {
-            self.stored_key(o.key())?;
+            self.set_stored_key(slot_of(o.key()), o.key());
             match o {
                 BatchOp::Put { value, .. } => self.batch.put(&self.key, value),
                 BatchOp::Delete { .. } => self.batch.delete(&self.key),

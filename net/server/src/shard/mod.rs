@@ -118,6 +118,11 @@ impl Shard {
         self.map.borrow().clone()
     }
 
+    /// The shard that owns `slot`, without taking a reference to the map.
+    pub fn owner_of(&self, slot: u16) -> u16 {
+        self.map.borrow().owner(slot)
+    }
+
     pub fn take_batch(&self) -> WriteBatch {
         self.batch_pool.borrow_mut().pop().unwrap_or_default()
     }

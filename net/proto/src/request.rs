@@ -296,50 +296,43 @@ impl<'a> Request<'a> {
     }
 }
 
-fn decode_batch<'a>(c: &mut Cursor<'a>) -> Result<BatchView<'a>, ProtoError> {
-    let count = c.u32("batch count")?;
-    if count > BATCH_OPS_MAX {
+/// Reads a u32 count (at most `max`) and then the rest of the body as exactly `count`
+/// entries, each checked by `entry`. Returns the count and the entries' bytes.
+fn counted_entries<'a>(
+    c: &mut Cursor<'a>,
+    field: &'static str,
+    max: u32,
+    mut entry: impl FnMut(&mut Cursor<'a>) -> Result<(), ProtoError>,
+) -> Result<(u32, &'a [u8]), ProtoError> {
+    let count = c.u32(field)?;
+    if count > max {
         return Err(ProtoError::TooLong {
-            field: "batch count",
+            field,
             len: count as usize,
-            max: BATCH_OPS_MAX as usize,
+            max: max as usize,
         });
     }
-    let before = c.remaining();
-    let all = c.take(before, "batch entries")?;
-    let mut probe = Cursor::new(all);
+    let entries = c.take(c.remaining(), field)?;
+    let mut probe = Cursor::new(entries);
     for _ in 0..count {
-        decode_batch_op(&mut probe)?;
+        entry(&mut probe)?;
     }
-    let used = before - probe.remaining();
     probe.finish()?;
-    Ok(BatchView {
-        count,
-        entries: &all[..used],
-    })
+    Ok((count, entries))
+}
+
+fn decode_batch<'a>(c: &mut Cursor<'a>) -> Result<BatchView<'a>, ProtoError> {
+    let (count, entries) = counted_entries(c, "batch count", BATCH_OPS_MAX, |p| {
+        decode_batch_op(p).map(|_| ())
+    })?;
+    Ok(BatchView { count, entries })
 }
 
 fn decode_keys<'a>(c: &mut Cursor<'a>) -> Result<KeysView<'a>, ProtoError> {
-    let count = c.u32("mget count")?;
-    if count > MGET_KEYS_MAX {
-        return Err(ProtoError::TooLong {
-            field: "mget count",
-            len: count as usize,
-            max: MGET_KEYS_MAX as usize,
-        });
-    }
-    let before = c.remaining();
-    let all = c.take(before, "mget keys")?;
-    let mut probe = Cursor::new(all);
-    for _ in 0..count {
-        probe.key("mget key")?;
-    }
-    let used = before - probe.remaining();
-    probe.finish()?;
-    Ok(KeysView {
-        count,
-        entries: &all[..used],
-    })
+    let (count, entries) = counted_entries(c, "mget count", MGET_KEYS_MAX, |p| {
+        p.key("mget key").map(|_| ())
+    })?;
+    Ok(KeysView { count, entries })
 }
 
 fn decode_scan<'a>(c: &mut Cursor<'a>) -> Result<ScanRequest<'a>, ProtoError> {

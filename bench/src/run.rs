@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use ringkv_client::Connection;
 use ringkv_proto::{Request, Response, Topology};
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -193,8 +194,9 @@ fn run_workload(
                 let share =
                     |t: u64| ops_total / threads as u64 * t + t.min(ops_total % threads as u64);
                 let (first_op, ops) = (share(t as u64), share(t as u64 + 1) - share(t as u64));
-                let seed =
-                    args.seed ^ ((t as u64 + 1) * 0x9E37_79B9_7F4A_7C15) ^ (kind as u64) << 32;
+                let seed = args.seed
+                    ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ (kind as u64) << 32;
                 scope.spawn(move || {
                     Driver::new(
                         args,
@@ -330,6 +332,10 @@ impl<'a> Driver<'a> {
     }
 
     fn run(mut self) -> Result<ThreadResult> {
+        if self.kind == Kind::Read && self.interval.is_none() {
+            self.run_reads()?;
+            return Ok(self.result);
+        }
         let shards = self.conns.len();
         let mut sent = 0u64;
         while self.ops_left > 0 {
@@ -385,6 +391,130 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(self.result)
+    }
+
+    /// Closed-loop reads: each connection is topped up to `--pipeline` GETs in flight as
+    /// soon as half of its window has come back, with one write per top-up, and the thread
+    /// sleeps in `poll(2)` on all its connections when nothing has arrived. So the request
+    /// stream goes out in bursts of pipeline/2 frames per write (as redis-benchmark's `-P`
+    /// does), and a round costs one clock read, not one per operation.
+    fn run_reads(&mut self) -> Result<()> {
+        let shards = self.conns.len();
+        let pipeline = self.args.pipeline;
+        let top_up_at = pipeline - (pipeline / 2).max(1);
+        // Keys drawn for one shard while topping up another, kept for their own shard.
+        let mut spare: Vec<Vec<u64>> = (0..shards).map(|_| Vec::with_capacity(pipeline)).collect();
+        while self.ops_left > 0 || self.in_flight.iter().any(|f| !f.is_empty()) {
+            let now = Instant::now();
+            for shard in 0..shards {
+                if self.ops_left == 0 || self.in_flight[shard].len() > top_up_at {
+                    continue;
+                }
+                while self.ops_left > 0 && self.in_flight[shard].len() < pipeline {
+                    let index = self.read_key_for(shard, &mut spare);
+                    make_key(index, self.args.key_size, &mut self.key);
+                    let id = self.conns[shard].send_get(&self.key)?;
+                    self.in_flight[shard].insert(id, now);
+                    self.ops_left -= 1;
+                    self.result.ops += 1;
+                }
+                self.conns[shard].flush()?;
+            }
+            if self.collect_ready()? == 0 {
+                self.wait_readable()?;
+                self.collect_ready()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A uniformly random key index owned by `shard`. Keys drawn on the way that belong to
+    /// other shards are kept for them while there is room (and otherwise dropped, which
+    /// leaves each shard's keys uniform).
+    fn read_key_for(&mut self, shard: usize, spare: &mut [Vec<u64>]) -> u64 {
+        if let Some(index) = spare[shard].pop() {
+            return index;
+        }
+        let keys = self.args.keys.max(1);
+        loop {
+            let index = next(&mut self.rng) % keys;
+            make_key(index, self.args.key_size, &mut self.key);
+            let owner = usize::from(self.topology.shard_of_key(&self.key));
+            if owner == shard {
+                return index;
+            }
+            if let Some(kept) = spare.get_mut(owner) {
+                if kept.len() < self.args.pipeline {
+                    kept.push(index);
+                }
+            }
+        }
+    }
+
+    /// Receives every response that has already arrived (at most one read per connection)
+    /// and returns how many there were.
+    fn collect_ready(&mut self) -> Result<usize> {
+        let mut got = 0;
+        let mut now = None;
+        for shard in 0..self.conns.len() {
+            if self.in_flight[shard].is_empty() {
+                continue;
+            }
+            let mut first = true;
+            loop {
+                let answer = if first {
+                    self.conns[shard].try_recv(read_outcome)?
+                } else {
+                    self.conns[shard].try_recv_buffered(read_outcome)?
+                };
+                first = false;
+                let Some((id, error, missing)) = answer else {
+                    break;
+                };
+                let now = *now.get_or_insert_with(Instant::now);
+                self.account(shard, id, error, missing, now)?;
+                got += 1;
+            }
+        }
+        Ok(got)
+    }
+
+    /// Sleeps until a connection with requests in flight has bytes to read.
+    fn wait_readable(&self) -> Result<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .conns
+            .iter()
+            .zip(&self.in_flight)
+            .filter(|(_, in_flight)| !in_flight.is_empty())
+            .map(|(conn, _)| libc::pollfd {
+                fd: conn.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
+        // whole call, and each descriptor belongs to a connection this thread owns.
+        let ready = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                RESPONSE_WAIT_MS,
+            )
+        };
+        match ready {
+            0 => bail!("no response from the server within {RESPONSE_WAIT_MS} ms"),
+            n if n < 0 => {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    return Ok(());
+                }
+                Err(error).context("waiting for responses")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The key index of the `n`-th operation of this thread. Fills visit every key of the
@@ -458,23 +588,34 @@ impl<'a> Driver<'a> {
 
     /// Receives one response on `shard` (blocking if `wait`); false if none was ready.
     fn recv_one(&mut self, shard: usize, wait: bool) -> Result<bool> {
-        let outcome = |id: u64, response: Response<'_>| match response {
-            Response::Error { code, message } => (id, Some(format!("{code}: {message}")), false),
-            Response::Value(None) => (id, None, true),
-            _ => (id, None, false),
-        };
         let got = if wait {
-            Some(self.conns[shard].recv(outcome)?)
+            Some(self.conns[shard].recv(read_outcome)?)
         } else {
-            self.conns[shard].try_recv(outcome)?
+            self.conns[shard].try_recv(read_outcome)?
         };
         let Some((id, error, missing)) = got else {
             return Ok(false);
         };
+        self.account(shard, id, error, missing, Instant::now())?;
+        Ok(true)
+    }
+
+    /// Counts one response that arrived at `now`.
+    fn account(
+        &mut self,
+        shard: usize,
+        id: u64,
+        error: Option<String>,
+        missing: bool,
+        now: Instant,
+    ) -> Result<()> {
         let due = self.in_flight[shard]
             .remove(&id)
             .ok_or_else(|| anyhow!("response to unknown request id {id} from shard {shard}"))?;
-        record(&mut self.result.histogram, due.elapsed());
+        record(
+            &mut self.result.histogram,
+            now.saturating_duration_since(due),
+        );
         if let Some(e) = error {
             if self.result.errors == 0 {
                 eprintln!("server error: {e}");
@@ -484,9 +625,22 @@ impl<'a> Driver<'a> {
         if missing {
             self.result.not_found += 1;
         }
-        Ok(true)
+        Ok(())
     }
 }
+
+/// What the driver keeps of a response: its id, the error if any, and whether a GET found
+/// nothing.
+fn read_outcome(id: u64, response: Response<'_>) -> (u64, Option<String>, bool) {
+    match response {
+        Response::Error { code, message } => (id, Some(format!("{code}: {message}")), false),
+        Response::Value(None) => (id, None, true),
+        _ => (id, None, false),
+    }
+}
+
+/// How long the driver waits for any response before it gives up on the server.
+const RESPONSE_WAIT_MS: i32 = 30_000;
 
 /// A bijection of `0..keys` that looks random: a multiplier coprime with `keys`, plus an
 /// offset, modulo `keys` (positions past `keys` wrap around).

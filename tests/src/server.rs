@@ -479,38 +479,47 @@ fn reserve_ports(shards: u16) -> u16 {
 pub fn server_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("RINGKV_SERVER_BIN") {
-                return PathBuf::from(path);
-            }
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("tests/ has a parent: the workspace root")
-                .to_path_buf();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = Command::new(&cargo)
-                .args(["build", "-p", "ringkv-server", "--bin", "ringkv-server"])
-                .current_dir(&workspace)
-                .output()
-                .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
-            assert!(
-                output.status.success(),
-                "building ringkv-server failed ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-            // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace.
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(|dir| workspace.join(dir))
-                .unwrap_or_else(|| workspace.join("target"));
-            let path = target.join("debug").join("ringkv-server");
-            assert!(
-                path.is_file(),
-                "built ringkv-server, but {path:?} is missing"
-            );
-            path
-        })
+        .get_or_init(|| workspace_binary("RINGKV_SERVER_BIN", "ringkv-server", "ringkv-server"))
         .clone()
+}
+
+/// The `ringkv-bench` binary: `$RINGKV_BENCH_BIN` if set, else built (debug) by cargo on
+/// first use.
+pub fn bench_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| workspace_binary("RINGKV_BENCH_BIN", "ringkv-bench", "ringkv-bench"))
+        .clone()
+}
+
+/// `$env_var` if set, else binary `bin` of `package`, built (debug) with cargo.
+fn workspace_binary(env_var: &str, package: &str, bin: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return PathBuf::from(path);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent: the workspace root")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "-p", package, "--bin", bin])
+        .current_dir(&workspace)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
+    assert!(
+        output.status.success(),
+        "building {bin} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace.join(dir))
+        .unwrap_or_else(|| workspace.join("target"));
+    let path = target.join("debug").join(bin);
+    assert!(path.is_file(), "built {bin}, but {path:?} is missing");
+    path
 }
 
 /// Resident set size of process `pid` in bytes (VmRSS in /proc/PID/status).

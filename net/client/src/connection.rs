@@ -29,6 +29,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::ops::Range;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// A blocking connection with a send buffer and a reused receive buffer.
@@ -40,7 +41,6 @@ pub struct Connection {
     next_id: u64,
     pub(crate) send: Vec<u8>,
     recv: RecvBuf,
-    nonblocking: bool,
     read_timeout: Option<Duration>,
     broken: bool,
 }
@@ -60,7 +60,6 @@ impl Connection {
             next_id: 1,
             send: Vec::new(),
             recv: RecvBuf::new(hello.max_frame_bytes),
-            nonblocking: false,
             read_timeout: None,
             broken: false,
         })
@@ -162,7 +161,6 @@ impl Connection {
         if self.send.is_empty() {
             return Ok(());
         }
-        self.set_nonblocking(false)?;
         match self.stream.write_all(&self.send) {
             Ok(()) => {
                 self.send.clear();
@@ -219,6 +217,19 @@ impl Connection {
         }
     }
 
+    /// Like [`Connection::try_recv`], but only looks at what is already buffered: never makes
+    /// a system call. After one `try_recv` that read, drain the rest of that read with this.
+    pub fn try_recv_buffered<R>(
+        &mut self,
+        f: impl FnOnce(u64, Response<'_>) -> R,
+    ) -> Result<Option<R>, ClientError> {
+        self.usable()?;
+        match self.next_frame()? {
+            Some((header, body)) => self.decode(&header, body, f).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn usable(&self) -> Result<(), ClientError> {
         if self.broken {
             return Err(ClientError::Closed);
@@ -254,11 +265,17 @@ impl Connection {
         }
     }
 
-    /// Reads once. Returns `false` if `nonblocking` and nothing was ready.
+    /// Reads once. Returns `false` if `nonblocking` and nothing was ready. The socket itself
+    /// stays blocking: a nonblocking read is one `recv(MSG_DONTWAIT)`, so switching between
+    /// polling and waiting costs no `fcntl` calls.
     fn read_more(&mut self, nonblocking: bool) -> Result<bool, ClientError> {
-        self.set_nonblocking(nonblocking)?;
         loop {
-            match self.recv.fill(&mut self.stream) {
+            let read = if nonblocking {
+                self.recv.fill(&mut DontWait(&self.stream))
+            } else {
+                self.recv.fill(&mut self.stream)
+            };
+            match read {
                 Ok(0) => {
                     self.broken = true;
                     return Err(ClientError::Io {
@@ -291,21 +308,42 @@ impl Connection {
         }
     }
 
-    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<(), ClientError> {
-        if self.nonblocking != nonblocking {
-            self.stream
-                .set_nonblocking(nonblocking)
-                .map_err(|e| self.io_error(e))?;
-            self.nonblocking = nonblocking;
-        }
-        Ok(())
-    }
-
     fn io_error(&self, source: io::Error) -> ClientError {
         ClientError::Io {
             addr: self.addr.clone(),
             source,
         }
+    }
+}
+
+/// The socket's descriptor, for waiting on several connections at once with `poll(2)`.
+/// Check [`Connection::try_recv`] first: frames already buffered do not make the socket
+/// readable.
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
+/// Reads from a blocking socket without waiting: `recv` with `MSG_DONTWAIT`.
+struct DontWait<'a>(&'a TcpStream);
+
+impl Read for DontWait<'_> {
+    fn read(&mut self, into: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `into` is a valid, writable buffer of `into.len()` bytes for the whole
+        // call, and the descriptor belongs to a live TcpStream borrowed for the call.
+        let n = unsafe {
+            libc::recv(
+                self.0.as_raw_fd(),
+                into.as_mut_ptr().cast(),
+                into.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -465,6 +503,34 @@ mod tests {
         };
         assert_eq!(got, (id, true));
         // Blocking recv still works after non-blocking reads.
+        conn.send_get(b"nothing").unwrap();
+        conn.flush().unwrap();
+        assert!(conn.recv(|_, r| r == Response::Value(None)).unwrap());
+    }
+
+    #[test]
+    fn try_recv_buffered_hands_out_only_what_one_read_brought() {
+        let server = TestServer::start(Options::default());
+        let mut conn = Connection::connect(server.base, TIMEOUT).unwrap();
+        assert!(conn.try_recv_buffered(|_, _| ()).unwrap().is_none());
+        let ids: Vec<u64> = (0..3u8).map(|i| conn.send_ping(&[i]).unwrap()).collect();
+        conn.flush().unwrap();
+        // Wait until all three answers sit in the socket, then one read takes them all.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while conn.stream.peek(&mut [0u8; 256]).unwrap() < 3 * (16 + 1) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut got = vec![conn.try_recv(|id, _| id).unwrap().unwrap()];
+        while let Some(id) = conn.try_recv_buffered(|id, _| id).unwrap() {
+            got.push(id);
+        }
+        got.sort_unstable();
+        assert_eq!(got, ids);
+        // Nothing buffered and nothing in flight: no answer, and the socket still blocks
+        // normally for the next request.
+        assert!(conn.try_recv_buffered(|_, _| ()).unwrap().is_none());
+        assert!(conn.try_recv(|_, _| ()).unwrap().is_none());
         conn.send_get(b"nothing").unwrap();
         conn.flush().unwrap();
         assert!(conn.recv(|_, r| r == Response::Value(None)).unwrap());

@@ -1,7 +1,8 @@
 //! `ringkv-bench`: ringkv's load generator.
 //!
 //! One subcommand per file: `embedded` ([`embedded`]) drives the storage engine in-process,
-//! one database per shard; `run` ([`run`]) drives a running server through the client. Shared pieces: [`workload`] (what each workload
+//! one database per shard; `run` ([`run`]) drives a running server through the client; `sink` ([`sink`])
+//! is a server that stores nothing, for the generator's ceiling. Shared pieces: [`workload`] (what each workload
 //! does and its key sequence), [`latency`] (fixed-bound histograms), [`report`] (what is
 //! printed and written as JSON), [`shard`] (the per-shard side of a run).
 
@@ -10,6 +11,7 @@ mod latency;
 mod report;
 mod run;
 mod shard;
+mod sink;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -29,11 +31,15 @@ enum Command {
     /// Drive a running ringkv-server through ringkv-client (shard-aware, pipelined,
     /// batched writes): `ringkv-bench run --target ringkv://127.0.0.1:7070`.
     Run(run::RunArgs),
+    /// A server that speaks the native protocol and stores nothing: `run` against it
+    /// measures the load generator's own ceiling.
+    Sink(sink::SinkArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Embedded(args) => embedded::run(args),
         Command::Run(args) => run::run(args),
+        Command::Sink(args) => sink::run(args),
     }
 }

@@ -436,7 +436,7 @@ fn stats_over_fresh_connection(
 /// Whether a ringkv server answers a client hello at `addr` (with any status: a refusal
 /// still proves it is listening). A bare TCP connect is not enough: a killed server's
 /// listeners can still complete connections into their backlog for a moment.
-fn answers_hello(addr: SocketAddr) -> bool {
+pub fn answers_hello(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -460,7 +460,7 @@ fn next_port_candidate(span: u32) -> u32 {
 }
 
 /// A base port such that `base..=base + 1 + shards` are all free right now.
-fn reserve_ports(shards: u16) -> u16 {
+pub fn reserve_ports(shards: u16) -> u16 {
     let span = u32::from(shards) + 2;
     for _ in 0..1000 {
         let base = next_port_candidate(span);

@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// Seed of the key sequence.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Before each read workload, wait (up to this many seconds) until every shard reports
+    /// no compaction debt and no memtable waiting to be flushed, so reads measure a settled
+    /// store rather than one still compacting the fill (0: do not wait).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub settle: u64,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -133,6 +138,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             "readrandom" => Kind::Read,
             other => bail!("unknown workload {other:?} (fillrandom, readrandom)"),
         };
+        if kind == Kind::Read && args.settle > 0 {
+            settle(&addr, Duration::from_secs(args.settle))?;
+        }
         let result = run_workload(&args, kind, name, &topology, &shard_addrs)?;
         println!(
             "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
@@ -169,6 +177,34 @@ fn fetch_topology(addr: &str) -> Result<Topology> {
         Response::Topology(t) => Ok(t),
         other => Err(anyhow!("TOPOLOGY answered with {other:?}")),
     })?
+}
+
+/// Waits until STATS shows every shard idle (no compaction debt, no immutable memtable),
+/// for at most `limit`; says how long that took, or that it gave up.
+fn settle(addr: &str, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    let mut conn = Connection::connect(addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    loop {
+        conn.send_request(&Request::Stats)?;
+        conn.flush()?;
+        let busy = conn.recv(|_, response| match response {
+            Response::Stats(shards) => Ok(shards.iter().any(|s| {
+                s.get("compaction_debt_bytes").unwrap_or(0) > 0
+                    || s.get("immutable_memtables").unwrap_or(0) > 0
+            })),
+            other => Err(anyhow!("STATS answered with {other:?}")),
+        })??;
+        if !busy {
+            println!("settled after {:.1}s", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if started.elapsed() >= limit {
+            println!("still compacting after {limit:?}; measuring anyway");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 struct ThreadResult {

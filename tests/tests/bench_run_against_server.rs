@@ -61,7 +61,8 @@ fn fill_then_reads_find_every_key() {
     }
 
     // Closed-loop reads, with deep and with minimal pipelines, several threads.
-    for (pipeline, connections) in [("64", "2"), ("1", "3"), ("7", "1")] {
+    // The first waits for the server to settle (STATS shows no compaction debt).
+    for (pipeline, connections, settle) in [("64", "2", "30"), ("1", "3", "0"), ("7", "1", "0")] {
         let read = bench(
             &server,
             &[
@@ -71,6 +72,8 @@ fn fill_then_reads_find_every_key() {
                 pipeline,
                 "--connections",
                 connections,
+                "--settle",
+                settle,
             ],
         );
         assert_eq!(field(&read[0], "ops"), KEYS, "pipeline {pipeline}");

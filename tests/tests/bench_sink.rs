@@ -36,7 +36,10 @@ fn start_sink(shards: u16, value_size: usize) -> Sink {
     for port in base..=base + shards {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         while !answers_hello(addr) {
-            assert!(Instant::now() < deadline, "the sink does not answer on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "the sink does not answer on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -50,7 +53,10 @@ fn the_sink_answers_every_request_and_stores_nothing() {
         .expect("connecting to the sink");
     client.put(b"key", b"value").unwrap();
     assert_eq!(client.get(b"key").unwrap(), Some(b"vvvvvvv".to_vec()));
-    assert_eq!(client.get(b"never-written").unwrap(), Some(b"vvvvvvv".to_vec()));
+    assert_eq!(
+        client.get(b"never-written").unwrap(),
+        Some(b"vvvvvvv".to_vec())
+    );
     let ops: Vec<BatchOp<'_>> = (0..50u32)
         .map(|_| BatchOp::Put {
             key: b"batched",
@@ -60,7 +66,11 @@ fn the_sink_answers_every_request_and_stores_nothing() {
     client.batch(&ops).unwrap();
 
     let output = Command::new(bench_binary())
-        .args(["run", "--target", &format!("ringkv://127.0.0.1:{}", sink.base)])
+        .args([
+            "run",
+            "--target",
+            &format!("ringkv://127.0.0.1:{}", sink.base),
+        ])
         .args(["--workload", "fillrandom,readrandom", "--keys", "50000"])
         .output()
         .expect("running ringkv-bench run");
@@ -85,7 +95,9 @@ fn the_sink_answers_every_request_and_stores_nothing() {
 fn a_malformed_frame_is_answered_and_the_connection_closed() {
     let sink = start_sink(1, 4);
     let mut stream = TcpStream::connect(("127.0.0.1", sink.base)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(b"RKVC\x01\x00\x00\x00").unwrap();
     let mut hello = [0u8; 16];
     stream.read_exact(&mut hello).unwrap();

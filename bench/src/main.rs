@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod shard;
 mod sink;
+mod wire;
 mod workload;
 
 use clap::{Parser, Subcommand};

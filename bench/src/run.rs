@@ -12,19 +12,21 @@
 //! `value-size` bytes cut from a pre-generated random buffer (no per-op allocation).
 
 use crate::latency::{new_histogram, record, LatencySummary};
+use crate::wire::{Native, Outcome, Resp, Wire};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use ringkv_client::Connection;
 use ringkv_proto::{Request, Response, Topology};
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Flags of `ringkv-bench run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Server to drive: `ringkv://HOST:PORT` (any of the node's ports).
+    /// Server to drive: `ringkv://HOST:PORT` (any of the node's ports; the native protocol,
+    /// shard-aware) or `redis://HOST:PORT` (RESP: GET and SET, for redis-server and other
+    /// Redis-protocol servers; a write frame of --batch puts is --batch pipelined SETs).
     #[arg(long, value_name = "URL")]
     pub target: String,
     /// Workloads, comma-separated, run in order: fillrandom (BATCH puts of every key once, in
@@ -96,11 +98,7 @@ pub struct RunResult {
 
 /// Entry point of `ringkv-bench run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let addr = args
-        .target
-        .strip_prefix("ringkv://")
-        .ok_or_else(|| anyhow!("--target {:?}: expected ringkv://HOST:PORT", args.target))?
-        .to_string();
+    let (protocol, addr) = parse_target(&args.target)?;
     if args.key_size == 0
         || args.key_size > 1024
         || args.batch == 0
@@ -109,16 +107,30 @@ pub fn run(args: RunArgs) -> Result<()> {
     {
         bail!("--key-size (1..=1024), --batch, --pipeline and --connections must be positive");
     }
-    let topology = fetch_topology(&addr)?;
-    let host = addr
-        .rsplit_once(':')
-        .map(|(h, _)| h.to_string())
-        .unwrap_or(addr.clone());
-    let shard_addrs: Vec<String> = topology
-        .shard_ports
-        .iter()
-        .map(|p| format!("{host}:{p}"))
-        .collect();
+    let (topology, shard_addrs) = match protocol {
+        Protocol::Native => {
+            let topology = fetch_topology(&addr)?;
+            let host = addr
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or(addr.clone());
+            let shard_addrs: Vec<String> = topology
+                .shard_ports
+                .iter()
+                .map(|p| format!("{host}:{p}"))
+                .collect();
+            (topology, shard_addrs)
+        }
+        // One server, one "shard": every key goes to it.
+        Protocol::Resp => (
+            Topology {
+                epoch: 0,
+                shard_ports: vec![0],
+                slot_owners: vec![0; usize::from(ringkv_proto::SLOT_COUNT)],
+            },
+            vec![addr.clone()],
+        ),
+    };
     println!(
         "target {addr}: {} shards, epoch {}; keys {} key {}B value {}B batch {} pipeline {} connections {} rate {}",
         shard_addrs.len(),
@@ -138,10 +150,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             "readrandom" => Kind::Read,
             other => bail!("unknown workload {other:?} (fillrandom, readrandom)"),
         };
-        if kind == Kind::Read && args.settle > 0 {
+        if kind == Kind::Read && args.settle > 0 && protocol == Protocol::Native {
             settle(&addr, Duration::from_secs(args.settle))?;
         }
-        let result = run_workload(&args, kind, name, &topology, &shard_addrs)?;
+        let result = run_workload(&args, protocol, kind, name, &topology, &shard_addrs)?;
         println!(
             "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
             result.workload,
@@ -166,6 +178,32 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("the server answered some requests with errors");
     }
     Ok(())
+}
+
+/// Which protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Native,
+    Resp,
+}
+
+/// Splits `ringkv://HOST:PORT` or `redis://HOST:PORT` into protocol and address.
+fn parse_target(target: &str) -> Result<(Protocol, String)> {
+    let (protocol, addr) = if let Some(addr) = target.strip_prefix("ringkv://") {
+        (Protocol::Native, addr)
+    } else if let Some(addr) = target.strip_prefix("redis://") {
+        (Protocol::Resp, addr)
+    } else {
+        bail!("--target {target:?}: expected ringkv://HOST:PORT or redis://HOST:PORT");
+    };
+    let addr = addr.trim_end_matches('/');
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        bail!("--target {target:?}: expected HOST:PORT after the scheme");
+    }
+    Ok((protocol, addr.to_string()))
 }
 
 fn fetch_topology(addr: &str) -> Result<Topology> {
@@ -216,6 +254,7 @@ struct ThreadResult {
 
 fn run_workload(
     args: &RunArgs,
+    protocol: Protocol,
     kind: Kind,
     name: &str,
     topology: &Topology,
@@ -236,6 +275,7 @@ fn run_workload(
                 scope.spawn(move || {
                     Driver::new(
                         args,
+                        protocol,
                         kind,
                         topology,
                         shard_addrs,
@@ -295,7 +335,7 @@ struct Driver<'a> {
     args: &'a RunArgs,
     kind: Kind,
     topology: &'a Topology,
-    conns: Vec<Connection>,
+    conns: Vec<Box<dyn Wire>>,
     /// Due time of each frame in flight, per shard, by request id.
     in_flight: Vec<HashMap<u64, Instant>>,
     /// Key indexes waiting to be sent in the next BATCH, per shard.
@@ -306,6 +346,8 @@ struct Driver<'a> {
     first_op: u64,
     values: Vec<u8>,
     key: Vec<u8>,
+    /// The keys of the BATCH being built, back to back.
+    batch_keys: Vec<u8>,
     /// Time between frames of this thread under --rate.
     interval: Option<Duration>,
     next_due: Instant,
@@ -316,6 +358,7 @@ impl<'a> Driver<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         args: &'a RunArgs,
+        protocol: Protocol,
         kind: Kind,
         topology: &'a Topology,
         shard_addrs: &[String],
@@ -324,12 +367,15 @@ impl<'a> Driver<'a> {
         ops: u64,
         threads: usize,
     ) -> Result<Self> {
-        let mut conns = Vec::new();
+        let mut conns: Vec<Box<dyn Wire>> = Vec::new();
         for a in shard_addrs {
-            conns.push(
-                Connection::connect(a.as_str(), Duration::from_secs(5))
-                    .with_context(|| format!("connecting to {a}"))?,
-            );
+            conns.push(match protocol {
+                Protocol::Native => Box::new(Native(
+                    Connection::connect(a.as_str(), Duration::from_secs(5))
+                        .with_context(|| format!("connecting to {a}"))?,
+                )),
+                Protocol::Resp => Box::new(Resp::connect(a, Duration::from_secs(5))?),
+            });
         }
         let n = conns.len();
         let mut rng = seed | 1;
@@ -356,6 +402,7 @@ impl<'a> Driver<'a> {
             first_op,
             values,
             key: Vec::with_capacity(args.key_size),
+            batch_keys: Vec::with_capacity(args.key_size * args.batch),
             interval,
             next_due: Instant::now(),
             result: ThreadResult {
@@ -499,16 +546,16 @@ impl<'a> Driver<'a> {
             let mut first = true;
             loop {
                 let answer = if first {
-                    self.conns[shard].try_recv(read_outcome)?
+                    self.conns[shard].try_recv()?
                 } else {
-                    self.conns[shard].try_recv_buffered(read_outcome)?
+                    self.conns[shard].try_recv_buffered()?
                 };
                 first = false;
-                let Some((id, error, missing)) = answer else {
+                let Some((id, outcome)) = answer else {
                     break;
                 };
                 let now = *now.get_or_insert_with(Instant::now);
-                self.account(shard, id, error, missing, now)?;
+                self.account(shard, id, outcome, now)?;
                 got += 1;
             }
         }
@@ -586,16 +633,24 @@ impl<'a> Driver<'a> {
         self.wait_for_room(shard)?;
         let due = self.due();
         let indexes = std::mem::take(&mut self.pending[shard]);
-        let mut batch = self.conns[shard].begin_batch();
+        let key_size = self.args.key_size;
+        let mut keys = std::mem::take(&mut self.batch_keys);
+        keys.clear();
         for &index in &indexes {
-            make_key(index, self.args.key_size, &mut self.key);
-            let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
-            batch.put(
-                &self.key,
-                &self.values[offset..offset + self.args.value_size],
-            )?;
+            make_key(index, key_size, &mut self.key);
+            keys.extend_from_slice(&self.key);
         }
-        let id = batch.finish()?;
+        let puts: Vec<(&[u8], &[u8])> = indexes
+            .iter()
+            .zip(keys.chunks_exact(key_size))
+            .map(|(&index, key)| {
+                let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
+                (key, &self.values[offset..offset + self.args.value_size])
+            })
+            .collect();
+        let id = self.conns[shard].send_puts(&puts)?;
+        drop(puts);
+        self.batch_keys = keys;
         self.in_flight[shard].insert(id, due);
         self.result.ops += indexes.len() as u64;
         let mut indexes = indexes;
@@ -625,26 +680,19 @@ impl<'a> Driver<'a> {
     /// Receives one response on `shard` (blocking if `wait`); false if none was ready.
     fn recv_one(&mut self, shard: usize, wait: bool) -> Result<bool> {
         let got = if wait {
-            Some(self.conns[shard].recv(read_outcome)?)
+            Some(self.conns[shard].recv()?)
         } else {
-            self.conns[shard].try_recv(read_outcome)?
+            self.conns[shard].try_recv()?
         };
-        let Some((id, error, missing)) = got else {
+        let Some((id, outcome)) = got else {
             return Ok(false);
         };
-        self.account(shard, id, error, missing, Instant::now())?;
+        self.account(shard, id, outcome, Instant::now())?;
         Ok(true)
     }
 
     /// Counts one response that arrived at `now`.
-    fn account(
-        &mut self,
-        shard: usize,
-        id: u64,
-        error: Option<String>,
-        missing: bool,
-        now: Instant,
-    ) -> Result<()> {
+    fn account(&mut self, shard: usize, id: u64, outcome: Outcome, now: Instant) -> Result<()> {
         let due = self.in_flight[shard]
             .remove(&id)
             .ok_or_else(|| anyhow!("response to unknown request id {id} from shard {shard}"))?;
@@ -652,26 +700,17 @@ impl<'a> Driver<'a> {
             &mut self.result.histogram,
             now.saturating_duration_since(due),
         );
-        if let Some(e) = error {
-            if self.result.errors == 0 {
-                eprintln!("server error: {e}");
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Missing => self.result.not_found += 1,
+            Outcome::Error(e) => {
+                if self.result.errors == 0 {
+                    eprintln!("server error: {e}");
+                }
+                self.result.errors += 1;
             }
-            self.result.errors += 1;
-        }
-        if missing {
-            self.result.not_found += 1;
         }
         Ok(())
-    }
-}
-
-/// What the driver keeps of a response: its id, the error if any, and whether a GET found
-/// nothing.
-fn read_outcome(id: u64, response: Response<'_>) -> (u64, Option<String>, bool) {
-    match response {
-        Response::Error { code, message } => (id, Some(format!("{code}: {message}")), false),
-        Response::Value(None) => (id, None, true),
-        _ => (id, None, false),
     }
 }
 

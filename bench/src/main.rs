@@ -6,6 +6,7 @@
 //! does and its key sequence), [`latency`] (fixed-bound histograms), [`report`] (what is
 //! printed and written as JSON), [`shard`] (the per-shard side of a run).
 
+mod compare;
 mod embedded;
 mod latency;
 mod report;
@@ -32,6 +33,10 @@ enum Command {
     /// Drive a running ringkv-server through ringkv-client (shard-aware, pipelined,
     /// batched writes): `ringkv-bench run --target ringkv://127.0.0.1:7070`.
     Run(run::RunArgs),
+    /// Run the same workloads against two targets alternately (A B A B ...) and report the
+    /// ratio A/B of each pair and their median, min and max:
+    /// `ringkv-bench compare --a ringkv://127.0.0.1:7070 --b redis://127.0.0.1:6379`.
+    Compare(compare::CompareArgs),
     /// A server that speaks the native protocol and stores nothing: `run` against it
     /// measures the load generator's own ceiling.
     Sink(sink::SinkArgs),
@@ -42,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Embedded(args) => embedded::run(args),
         Command::Run(args) => run::run(args),
         Command::Sink(args) => sink::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }

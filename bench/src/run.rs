@@ -29,6 +29,24 @@ pub struct RunArgs {
     /// Redis-protocol servers; a write frame of --batch puts is --batch pipelined SETs).
     #[arg(long, value_name = "URL")]
     pub target: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl std::ops::Deref for RunArgs {
+    type Target = LoadArgs;
+
+    fn deref(&self) -> &LoadArgs {
+        &self.load
+    }
+}
+
+/// What to run, shared by `run` and `compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
     /// Workloads, comma-separated, run in order: fillrandom (BATCH puts of every key once, in
     /// random order),
     /// readrandom (GETs of random keys; run fillrandom first or on a filled server).
@@ -67,9 +85,6 @@ pub struct RunArgs {
     /// store rather than one still compacting the fill (0: do not wait).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub settle: u64,
-    /// Also write the results as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +113,19 @@ pub struct RunResult {
 
 /// Entry point of `ringkv-bench run`.
 pub fn run(args: RunArgs) -> Result<()> {
+    let results = run_all(&args)?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if results.iter().any(|r| r.errors > 0) {
+        bail!("the server answered some requests with errors");
+    }
+    Ok(())
+}
+
+/// Runs every workload of `args` against its target, printing one line per workload.
+pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
     let (protocol, addr) = parse_target(&args.target)?;
     if args.key_size == 0
         || args.key_size > 1024
@@ -153,7 +181,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         if kind == Kind::Read && args.settle > 0 && protocol == Protocol::Native {
             settle(&addr, Duration::from_secs(args.settle))?;
         }
-        let result = run_workload(&args, protocol, kind, name, &topology, &shard_addrs)?;
+        let result = run_workload(args, protocol, kind, name, &topology, &shard_addrs)?;
         println!(
             "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
             result.workload,
@@ -170,14 +198,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
         results.push(result);
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&results)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if results.iter().any(|r| r.errors > 0) {
-        bail!("the server answered some requests with errors");
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// Which protocol a target speaks.

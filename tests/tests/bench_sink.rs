@@ -115,3 +115,54 @@ fn a_malformed_frame_is_answered_and_the_connection_closed() {
     let status = u16::from_le_bytes([answer[14], answer[15]]);
     assert_ne!(status, 0, "the answer is an error");
 }
+
+#[test]
+fn compare_alternates_targets_and_reports_each_pair_and_the_median() {
+    let a = start_sink(2, 8);
+    let b = start_sink(1, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("compare.json");
+    let output = Command::new(bench_binary())
+        .args(["compare", "--a", &format!("ringkv://127.0.0.1:{}", a.base)])
+        .args(["--b", &format!("ringkv://127.0.0.1:{}", b.base)])
+        .args([
+            "--workload",
+            "readrandom",
+            "--keys",
+            "20000",
+            "--pairs",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running ringkv-bench compare");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Reads without a fill first: both targets are filled once, then A B A B A B.
+    assert_eq!(stdout.matches("fillrandom ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("# pair ").count(), 9, "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ratios = &report["ratios"][0];
+    assert_eq!(ratios["workload"], "readrandom");
+    let each: Vec<f64> = ratios["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(each.len(), 3);
+    let median = ratios["median"].as_f64().unwrap();
+    let (min, max) = (
+        ratios["min"].as_f64().unwrap(),
+        ratios["max"].as_f64().unwrap(),
+    );
+    assert!(each.iter().all(|r| *r > 0.0 && r.is_finite()));
+    assert!(min <= median && median <= max);
+    assert_eq!(report["runs"].as_array().unwrap().len(), 3);
+}

@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod shard;
 mod sink;
+mod verify;
 mod wire;
 mod workload;
 

@@ -12,6 +12,7 @@
 //! `value-size` bytes cut from a pre-generated random buffer (no per-op allocation).
 
 use crate::latency::{new_histogram, record, LatencySummary};
+use crate::verify::{judge, stamp, Verdict, STAMP_BYTES};
 use crate::wire::{Native, Outcome, Resp, Wire};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -80,6 +81,11 @@ pub struct LoadArgs {
     /// Seed of the key sequence.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Stamp every written value with its version and a checksum of its key, and after the
+    /// workloads read every key of the key space back: lost, stale or corrupt values are
+    /// counted and make the exit code non-zero (needs --value-size of at least 12).
+    #[arg(long)]
+    pub verify: bool,
     /// Before each read workload, wait (up to this many seconds) until every shard reports
     /// no compaction debt and no memtable waiting to be flushed, so reads measure a settled
     /// store rather than one still compacting the fill (0: do not wait).
@@ -91,6 +97,8 @@ pub struct LoadArgs {
 enum Kind {
     Fill,
     Read,
+    /// The read-back pass of --verify: every key once.
+    Verify,
 }
 
 /// Results of one workload.
@@ -103,6 +111,11 @@ pub struct RunResult {
     pub mb_per_sec: f64,
     pub errors: u64,
     pub not_found: u64,
+    /// Found by --verify's read-back: keys missing, older than the last acknowledged write,
+    /// or damaged / belonging to another key.
+    pub lost: u64,
+    pub stale: u64,
+    pub corrupt: u64,
     /// Latency per frame (a BATCH for writes, a GET for reads).
     pub latency: LatencySummary,
     pub batch: usize,
@@ -121,6 +134,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     if results.iter().any(|r| r.errors > 0) {
         bail!("the server answered some requests with errors");
     }
+    let (lost, stale, corrupt) = results.iter().fold((0, 0, 0), |(l, s, c), r| {
+        (l + r.lost, s + r.stale, c + r.corrupt)
+    });
+    if lost + stale + corrupt > 0 {
+        bail!("verification failed: {lost} lost, {stale} stale, {corrupt} corrupt values");
+    }
     Ok(())
 }
 
@@ -134,6 +153,9 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
         || args.connections == 0
     {
         bail!("--key-size (1..=1024), --batch, --pipeline and --connections must be positive");
+    }
+    if args.verify && args.value_size < STAMP_BYTES {
+        bail!("--verify needs --value-size of at least {STAMP_BYTES}");
     }
     let (topology, shard_addrs) = match protocol {
         Protocol::Native => {
@@ -172,6 +194,8 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
         if args.rate == 0 { "max".to_string() } else { args.rate.to_string() }
     );
     let mut results = Vec::new();
+    // Version stamped by the current fill (with --verify): one more per fill workload.
+    let mut version = 0u32;
     for name in &args.workload {
         let kind = match name.as_str() {
             "fillrandom" => Kind::Fill,
@@ -181,8 +205,37 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
         if kind == Kind::Read && args.settle > 0 && protocol == Protocol::Native {
             settle(&addr, Duration::from_secs(args.settle))?;
         }
-        let result = run_workload(args, protocol, kind, name, &topology, &shard_addrs)?;
+        if kind == Kind::Fill {
+            version += 1;
+        }
+        let result = run_workload(args, protocol, kind, name, &topology, &shard_addrs, version)?;
+        print_result(&result);
+        results.push(result);
+    }
+    if args.verify {
+        // Every key of the space should be at the last fill's version (any version, if
+        // this invocation wrote nothing).
+        let result = run_workload(
+            args,
+            protocol,
+            Kind::Verify,
+            "verify",
+            &topology,
+            &shard_addrs,
+            version,
+        )?;
+        print_result(&result);
         println!(
+            "verify: {} keys read back: lost {} stale {} corrupt {}",
+            result.ops, result.lost, result.stale, result.corrupt
+        );
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn print_result(result: &RunResult) {
+    println!(
             "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
             result.workload,
             result.ops,
@@ -196,9 +249,6 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
             result.errors,
             result.not_found
         );
-        results.push(result);
-    }
-    Ok(results)
 }
 
 /// Which protocol a target speaks.
@@ -270,9 +320,13 @@ struct ThreadResult {
     ops: u64,
     errors: u64,
     not_found: u64,
+    lost: u64,
+    stale: u64,
+    corrupt: u64,
     histogram: Histogram<u64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_workload(
     args: &RunArgs,
     protocol: Protocol,
@@ -280,8 +334,12 @@ fn run_workload(
     name: &str,
     topology: &Topology,
     shard_addrs: &[String],
+    version: u32,
 ) -> Result<RunResult> {
-    let ops_total = args.ops.unwrap_or(args.keys);
+    let ops_total = match kind {
+        Kind::Verify => args.keys,
+        _ => args.ops.unwrap_or(args.keys),
+    };
     let threads = args.connections;
     let started = Instant::now();
     let outcomes: Vec<Result<ThreadResult>> = std::thread::scope(|scope| {
@@ -298,6 +356,7 @@ fn run_workload(
                         args,
                         protocol,
                         kind,
+                        version,
                         topology,
                         shard_addrs,
                         seed,
@@ -320,11 +379,15 @@ fn run_workload(
     let seconds = started.elapsed().as_secs_f64();
     let mut histogram = new_histogram();
     let (mut ops, mut errors, mut not_found) = (0, 0, 0);
+    let (mut lost, mut stale, mut corrupt) = (0, 0, 0);
     for outcome in outcomes {
         let r = outcome?;
         ops += r.ops;
         errors += r.errors;
         not_found += r.not_found;
+        lost += r.lost;
+        stale += r.stale;
+        corrupt += r.corrupt;
         histogram
             .add(&r.histogram)
             .map_err(|e| anyhow!("merging histograms: {e}"))?;
@@ -343,6 +406,9 @@ fn run_workload(
         mb_per_sec: ops as f64 * bytes_per_op / seconds / 1e6,
         errors,
         not_found,
+        lost,
+        stale,
+        corrupt,
         latency: LatencySummary::of(&histogram),
         batch: args.batch,
         pipeline: args.pipeline,
@@ -357,8 +423,14 @@ struct Driver<'a> {
     kind: Kind,
     topology: &'a Topology,
     conns: Vec<Box<dyn Wire>>,
-    /// Due time of each frame in flight, per shard, by request id.
-    in_flight: Vec<HashMap<u64, Instant>>,
+    /// Due time and key index (reads) of each frame in flight, per shard, by request id.
+    in_flight: Vec<HashMap<u64, (Instant, u64)>>,
+    /// Version stamped into values (--verify fills) or expected of them (the read-back).
+    version: u32,
+    /// The read-back's key indexes still to read, per shard.
+    verify_keys: Vec<Vec<u64>>,
+    /// Values of the BATCH being built, back to back (--verify stamps each).
+    batch_values: Vec<u8>,
     /// Key indexes waiting to be sent in the next BATCH, per shard.
     pending: Vec<Vec<u64>>,
     rng: u64,
@@ -381,6 +453,7 @@ impl<'a> Driver<'a> {
         args: &'a RunArgs,
         protocol: Protocol,
         kind: Kind,
+        version: u32,
         topology: &'a Topology,
         shard_addrs: &[String],
         seed: u64,
@@ -411,9 +484,21 @@ impl<'a> Driver<'a> {
         let interval = (args.rate > 0).then(|| {
             Duration::from_secs_f64(ops_per_frame as f64 * threads as f64 / args.rate as f64)
         });
+        let mut verify_keys: Vec<Vec<u64>> = (0..n).map(|_| Vec::new()).collect();
+        if kind == Kind::Verify {
+            let mut key = Vec::new();
+            // Popped from the back: pushed in reverse to read in index order.
+            for index in (first_op..first_op + ops).rev() {
+                make_key(index, args.key_size, &mut key);
+                verify_keys[usize::from(topology.shard_of_key(&key))].push(index);
+            }
+        }
         Ok(Self {
             args,
             kind,
+            version,
+            verify_keys,
+            batch_values: Vec::new(),
             topology,
             conns,
             in_flight: (0..n).map(|_| HashMap::new()).collect(),
@@ -430,13 +515,16 @@ impl<'a> Driver<'a> {
                 ops: 0,
                 errors: 0,
                 not_found: 0,
+                lost: 0,
+                stale: 0,
+                corrupt: 0,
                 histogram: new_histogram(),
             },
         })
     }
 
     fn run(mut self) -> Result<ThreadResult> {
-        if self.kind == Kind::Read && self.interval.is_none() {
+        if self.kind == Kind::Verify || (self.kind == Kind::Read && self.interval.is_none()) {
             self.run_reads()?;
             return Ok(self.result);
         }
@@ -473,9 +561,10 @@ impl<'a> Driver<'a> {
                         }
                         let due = self.due();
                         let id = self.conns[shard].send_get(&self.key)?;
-                        self.in_flight[shard].insert(id, due);
+                        self.in_flight[shard].insert(id, (due, index));
                         self.result.ops += 1;
                     }
+                    Kind::Verify => unreachable!("the read-back runs in run_reads"),
                 }
             }
             for conn in &mut self.conns {
@@ -515,10 +604,17 @@ impl<'a> Driver<'a> {
                     continue;
                 }
                 while self.ops_left > 0 && self.in_flight[shard].len() < pipeline {
-                    let index = self.read_key_for(shard, &mut spare);
+                    let index = if self.kind == Kind::Verify {
+                        match self.verify_keys[shard].pop() {
+                            Some(index) => index,
+                            None => break,
+                        }
+                    } else {
+                        self.read_key_for(shard, &mut spare)
+                    };
                     make_key(index, self.args.key_size, &mut self.key);
                     let id = self.conns[shard].send_get(&self.key)?;
-                    self.in_flight[shard].insert(id, now);
+                    self.in_flight[shard].insert(id, (now, index));
                     self.ops_left -= 1;
                     self.result.ops += 1;
                 }
@@ -629,6 +725,7 @@ impl<'a> Driver<'a> {
         match self.kind {
             Kind::Fill => permute(self.first_op + n, keys),
             Kind::Read => next(&mut self.rng) % keys,
+            Kind::Verify => (self.first_op + n) % keys,
         }
     }
 
@@ -661,18 +758,27 @@ impl<'a> Driver<'a> {
             make_key(index, key_size, &mut self.key);
             keys.extend_from_slice(&self.key);
         }
-        let puts: Vec<(&[u8], &[u8])> = indexes
-            .iter()
-            .zip(keys.chunks_exact(key_size))
-            .map(|(&index, key)| {
-                let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
-                (key, &self.values[offset..offset + self.args.value_size])
-            })
+        let value_size = self.args.value_size;
+        let mut values = std::mem::take(&mut self.batch_values);
+        values.clear();
+        for (&index, key) in indexes.iter().zip(keys.chunks_exact(key_size)) {
+            let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
+            let at = values.len();
+            values.extend_from_slice(&self.values[offset..offset + value_size]);
+            if self.args.verify {
+                stamp(&mut values[at..], key, self.version);
+            }
+        }
+        let puts: Vec<(&[u8], &[u8])> = keys
+            .chunks_exact(key_size)
+            .zip(values.chunks_exact(value_size.max(1)))
+            .map(|(key, value)| (key, &value[..value_size]))
             .collect();
         let id = self.conns[shard].send_puts(&puts)?;
         drop(puts);
         self.batch_keys = keys;
-        self.in_flight[shard].insert(id, due);
+        self.batch_values = values;
+        self.in_flight[shard].insert(id, (due, 0));
         self.result.ops += indexes.len() as u64;
         let mut indexes = indexes;
         indexes.clear();
@@ -714,15 +820,18 @@ impl<'a> Driver<'a> {
 
     /// Counts one response that arrived at `now`.
     fn account(&mut self, shard: usize, id: u64, outcome: Outcome, now: Instant) -> Result<()> {
-        let due = self.in_flight[shard]
+        let (due, index) = self.in_flight[shard]
             .remove(&id)
             .ok_or_else(|| anyhow!("response to unknown request id {id} from shard {shard}"))?;
+        if self.kind == Kind::Verify {
+            self.check(index, &outcome);
+        }
         record(
             &mut self.result.histogram,
             now.saturating_duration_since(due),
         );
         match outcome {
-            Outcome::Ok => {}
+            Outcome::Ok | Outcome::Value(_) => {}
             Outcome::Missing => self.result.not_found += 1,
             Outcome::Error(e) => {
                 if self.result.errors == 0 {
@@ -732,6 +841,33 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Driver<'_> {
+    /// Judges the read-back of key `index` (--verify).
+    fn check(&mut self, index: u64, outcome: &Outcome) {
+        make_key(index, self.args.key_size, &mut self.key);
+        let verdict = match outcome {
+            Outcome::Value(summary) => judge(&self.key, Some(*summary), self.version),
+            Outcome::Missing => Verdict::Lost,
+            // An error is counted as one; a GET answered without a value is damage.
+            Outcome::Error(_) => return,
+            Outcome::Ok => Verdict::Corrupt,
+        };
+        let count = match verdict {
+            Verdict::Good => return,
+            Verdict::Lost => &mut self.result.lost,
+            Verdict::Stale => &mut self.result.stale,
+            Verdict::Corrupt => &mut self.result.corrupt,
+        };
+        if *count == 0 {
+            eprintln!(
+                "verify: key {} is {verdict:?}",
+                String::from_utf8_lossy(&self.key)
+            );
+        }
+        *count += 1;
     }
 }
 

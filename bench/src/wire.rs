@@ -12,6 +12,7 @@
 //! `MSG_DONTWAIT` on a blocking socket, so there are no `fcntl` calls), and
 //! `try_recv_buffered` only decodes what earlier reads brought.
 
+use crate::verify::{summarize, ValueSummary};
 use anyhow::{anyhow, bail, Context, Result};
 use ringkv_client::Connection;
 use ringkv_proto::Response;
@@ -24,8 +25,10 @@ use std::time::Duration;
 /// How a frame ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done (a write applied, or a read that found its key).
+    /// Done (a write applied).
     Ok,
+    /// A read found its key; what its value says about itself (see [`crate::verify`]).
+    Value(ValueSummary),
     /// A read of a key that does not exist.
     Missing,
     /// The server answered with an error.
@@ -55,6 +58,7 @@ fn native_outcome(id: u64, response: Response<'_>) -> (u64, Outcome) {
     match response {
         Response::Error { code, message } => (id, Outcome::Error(format!("{code}: {message}"))),
         Response::Value(None) => (id, Outcome::Missing),
+        Response::Value(Some(value)) => (id, Outcome::Value(summarize(value))),
         _ => (id, Outcome::Ok),
     }
 }
@@ -105,9 +109,12 @@ struct Pending {
     id: u64,
     /// Replies still to come for this frame.
     replies: usize,
+    /// Replies the frame expects in all.
+    replies_total: usize,
     /// The first error among its replies.
     error: Option<String>,
     missing: bool,
+    value: Option<ValueSummary>,
 }
 
 /// The Redis protocol (RESP2): GET and SET, pipelined.
@@ -164,8 +171,10 @@ impl Resp {
         self.pending.push_back(Pending {
             id,
             replies,
+            replies_total: replies,
             error: None,
             missing: false,
+            value: None,
         });
         id
     }
@@ -201,15 +210,20 @@ impl Resp {
                     front.error.get_or_insert(message);
                 }
                 Reply::Nil => front.missing = true,
+                Reply::Value(summary) => front.value = Some(summary),
                 Reply::Other => {}
             }
             front.replies -= 1;
             if front.replies == 0 {
                 let done = self.pending.pop_front().expect("checked above");
-                let outcome = match (done.error, done.missing) {
-                    (Some(e), _) => Outcome::Error(e),
-                    (None, true) => Outcome::Missing,
-                    (None, false) => Outcome::Ok,
+                let outcome = match (done.error, done.missing, done.value) {
+                    (Some(e), _, _) => Outcome::Error(e),
+                    (None, true, _) => Outcome::Missing,
+                    // A group of one GET: its value; a group of SETs: done.
+                    (None, false, Some(summary)) if done.replies_total == 1 => {
+                        Outcome::Value(summary)
+                    }
+                    (None, false, _) => Outcome::Ok,
                 };
                 return Ok(Some((done.id, outcome)));
             }
@@ -360,7 +374,9 @@ enum Reply {
     Error(String),
     /// A nil bulk string or array (`$-1`, `*-1`): GET of a missing key.
     Nil,
-    /// Anything else (`+OK`, a value, an integer, an array).
+    /// A bulk string (a GET's value), summarized.
+    Value(ValueSummary),
+    /// Anything else (`+OK`, an integer, an array).
     Other,
 }
 
@@ -407,7 +423,7 @@ fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>> {
             if &b[after + n..total] != b"\r\n" {
                 bail!("a RESP bulk string not followed by CRLF");
             }
-            Ok(Some((Reply::Other, total)))
+            Ok(Some((Reply::Value(summarize(&b[after..after + n])), total)))
         }
         b'*' => {
             let n = parse_int(line)?;
@@ -448,10 +464,10 @@ mod tests {
             (b"+OK\r\n", Reply::Other),
             (b"-ERR wrong\r\n", Reply::Error("ERR wrong".into())),
             (b"$-1\r\n", Reply::Nil),
-            (b"$5\r\nhe\r\no\r\n", Reply::Other),
+            (b"$5\r\nhe\r\no\r\n", Reply::Value(summarize(b"he\r\no"))),
             (b":42\r\n", Reply::Other),
             (b"*2\r\n$1\r\na\r\n*-1\r\n", Reply::Other),
-            (b"$0\r\n\r\n", Reply::Other),
+            (b"$0\r\n\r\n", Reply::Value(summarize(b""))),
         ];
         for (bytes, expected) in stream {
             for cut in 0..bytes.len() {

@@ -103,9 +103,14 @@ fn fill_and_reads_against_redis_server() {
             "5000",
             "--batch",
             "10",
+            "--verify",
         ],
     );
     assert!(line(&out, "fillrandom").contains("5000 ops"), "{out}");
+    assert!(
+        out.contains("verify: 5000 keys read back: lost 0 stale 0 corrupt 0"),
+        "{out}"
+    );
     assert!(
         line(&out, "readrandom").contains("errors 0 not_found 0"),
         "{out}"

@@ -99,3 +99,65 @@ fn fill_then_reads_find_every_key() {
     assert_eq!(field(&read[0], "ops"), 4000);
     assert_eq!(field(&read[0], "not_found"), 0);
 }
+
+/// Runs `ringkv-bench run` and returns (success, stdout + stderr).
+fn bench_outcome(server: &ServerProcess, args: &[&str]) -> (bool, String) {
+    let output = Command::new(bench_binary())
+        .arg("run")
+        .arg("--target")
+        .arg(format!("ringkv://{}", server.addr()))
+        .args(args)
+        .output()
+        .expect("running ringkv-bench");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn verify_reads_every_key_back_and_names_lost_and_corrupt_values() {
+    let server = ServerProcess::start(ServerOptions::default());
+    let (ok, text) = bench_outcome(
+        &server,
+        &["--workload", "fillrandom", "--keys", "5000", "--verify"],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("verify: 5000 keys read back: lost 0 stale 0 corrupt 0"),
+        "{text}"
+    );
+
+    // Damage the store behind the generator's back: 7 keys deleted, 2 overwritten with
+    // values that are not stamped for them, 1 with the stamp of another key.
+    let client = Client::connect(server.addr().to_string(), ClientConfig::default()).unwrap();
+    for index in [3u64, 500, 999, 1000, 2500, 4000, 4999] {
+        client.delete(format!("{index:016}").as_bytes()).unwrap();
+    }
+    client
+        .put(b"0000000000000010", b"not a stamped value")
+        .unwrap();
+    client.put(b"0000000000000011", [0u8; 100]).unwrap();
+    let other = client.get(b"0000000000000013").unwrap().unwrap();
+    client.put(b"0000000000000012", &other).unwrap();
+
+    let (ok, text) = bench_outcome(
+        &server,
+        &[
+            "--workload",
+            "readrandom",
+            "--keys",
+            "5000",
+            "--ops",
+            "10",
+            "--verify",
+        ],
+    );
+    assert!(!ok, "verification must fail: {text}");
+    assert!(
+        text.contains("verify: 5000 keys read back: lost 7 stale 0 corrupt 3"),
+        "{text}"
+    );
+}

@@ -89,6 +89,23 @@ fn the_sink_answers_every_request_and_stores_nothing() {
         assert!(line.contains("50000 ops"), "{line}");
         assert!(line.contains("errors 0 not_found 0"), "{line}");
     }
+
+    // It stores nothing, so a read-back finds nothing it wrote: every value is corrupt.
+    let output = Command::new(bench_binary())
+        .args([
+            "run",
+            "--target",
+            &format!("ringkv://127.0.0.1:{}", sink.base),
+        ])
+        .args(["--workload", "fillrandom", "--keys", "3000", "--verify"])
+        .output()
+        .expect("running ringkv-bench run --verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("verify: 3000 keys read back: lost 0 stale 0 corrupt 3000"),
+        "{stdout}"
+    );
 }
 
 #[test]

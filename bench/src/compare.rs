@@ -61,6 +61,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
             ..args.load.clone()
         },
         json: None,
+        report: None,
     };
     let reads = args.load.workload.iter().any(|w| w.starts_with("read"));
     let fills_first = args

@@ -33,6 +33,7 @@ pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
 pub struct LatencySummary {
     pub latency_us_mean: f64,
     pub latency_us_p50: f64,
+    pub latency_us_p90: f64,
     pub latency_us_p99: f64,
     pub latency_us_p999: f64,
     pub latency_us_max: f64,
@@ -48,6 +49,7 @@ impl LatencySummary {
         LatencySummary {
             latency_us_mean: histogram.mean() / 1000.0,
             latency_us_p50: us(histogram.value_at_quantile(0.50)),
+            latency_us_p90: us(histogram.value_at_quantile(0.90)),
             latency_us_p99: us(histogram.value_at_quantile(0.99)),
             latency_us_p999: us(histogram.value_at_quantile(0.999)),
             latency_us_max: us(histogram.max()),

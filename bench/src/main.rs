@@ -7,12 +7,17 @@
 //! printed and written as JSON), [`shard`] (the per-shard side of a run).
 
 mod compare;
+mod driver;
 mod embedded;
+mod keys;
 mod latency;
+mod live;
+mod mix;
 mod report;
 mod run;
 mod shard;
 mod sink;
+mod svg;
 mod verify;
 mod wire;
 mod workload;

@@ -1,25 +1,29 @@
-//! `ringkv-bench run`: drives a running ringkv-server through ringkv-client.
+//! `ringkv-bench run`: drives a server over the network with one or more workloads.
 //!
-//! Each of `--connections` threads opens one [`Connection`] per shard (shard-aware: every key
-//! goes to its owner per TOPOLOGY) and keeps up to `--pipeline` frames in flight on each.
-//! Writes go as BATCH frames of `--batch` puts; reads as point GETs. Latency is measured per
-//! frame, from the moment the frame was due (its scheduled time under `--rate`, else when it
-//! was written) to its response, so a slow server cannot hide queueing (no coordinated
-//! omission under `--rate`).
+//! Targets: `ringkv://HOST:PORT` (the native protocol, shard-aware: one connection per shard
+//! per session, every key sent to its owner per TOPOLOGY) and `redis://HOST:PORT` (RESP).
+//! The work is spread over `--threads` generator threads, each driving its share of
+//! `--connections` sessions from one event loop ([`crate::driver`]). A workload runs for
+//! `--ops` operations or `--duration` seconds, after `--warmup` seconds that are not
+//! measured. While it runs, a line a second shows throughput, p99 and errors
+//! ([`crate::live`]); at the end a table gives per-operation figures, and `--json` and
+//! `--report` write them (and the timeline) to files.
 //!
-//! Keys are `key-size` decimal digits of an index below `--keys`: fillrandom writes every index
-//! once in a random-looking order, readrandom picks indexes uniformly at random. Values are
-//! `value-size` bytes cut from a pre-generated random buffer (no per-op allocation).
+//! Keys are `--key-size` decimal digits of an index below `--keys` ([`crate::keys`]);
+//! workloads are in [`crate::mix`]. Values are slices of a pre-generated random buffer.
 
-use crate::latency::{new_histogram, record, LatencySummary};
-use crate::verify::{judge, stamp, Verdict, STAMP_BYTES};
-use crate::wire::{Native, Outcome, Resp, Wire};
+use crate::driver::{Driver, Plan, ThreadResult};
+use crate::keys::{decimal_digits, Distribution, KeyChooser};
+use crate::latency::{new_histogram, LatencySummary};
+use crate::live::{Live, Second};
+use crate::mix::{OpKind, Spec};
+use crate::verify::STAMP_BYTES;
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use ringkv_client::Connection;
 use ringkv_proto::{Request, Response, Topology};
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 /// Flags of `ringkv-bench run`.
@@ -32,9 +36,12 @@ pub struct RunArgs {
     pub target: String,
     #[command(flatten)]
     pub load: LoadArgs,
-    /// Also write the results as JSON to this file.
+    /// Also write the results (per operation kind, and the timeline) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also draw throughput over time and the latency percentile curves into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub report: Option<PathBuf>,
 }
 
 impl std::ops::Deref for RunArgs {
@@ -45,66 +52,166 @@ impl std::ops::Deref for RunArgs {
     }
 }
 
+/// Value sizes: `N` bytes, or `MIN..MAX` (uniform, inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ValueSize {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl std::str::FromStr for ValueSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parse = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{t:?} is not a byte count"))
+        };
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (parse(a)?, parse(b.trim_start_matches('='))?),
+            None => (parse(text)?, parse(text)?),
+        };
+        if min > max || max > 1 << 24 {
+            return Err(format!("{text:?}: need MIN <= MAX <= 16 MiB"));
+        }
+        Ok(ValueSize { min, max })
+    }
+}
+
+impl std::fmt::Display for ValueSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.max)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
 /// What to run, shared by `run` and `compare`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// Workloads, comma-separated, run in order: fillrandom (BATCH puts of every key once, in
-    /// random order),
-    /// readrandom (GETs of random keys; run fillrandom first or on a filled server).
+    /// Workloads, comma-separated, run in order: fillseq, fillrandom, overwrite,
+    /// readrandom, readseq, scan, ycsb-a .. ycsb-f (or a .. f), mix (with --mix).
     #[arg(long, default_value = "fillrandom,readrandom", value_delimiter = ',')]
     pub workload: Vec<String>,
-    /// Size of the key space: keys are indexes 0..N.
+    /// Operation weights for the `mix` workload: `get=90,put=10` (also insert, scan, rmw).
+    /// Given alone, it makes `--workload mix` the default.
+    #[arg(long, value_name = "OP=WEIGHT,...")]
+    pub mix: Option<String>,
+    /// How keys are chosen [default: each workload's own: uniform; zipfian for YCSB;
+    /// latest for ycsb-d]. The fills and readseq always visit every key once, in order.
+    #[arg(long, value_enum)]
+    pub distribution: Option<Distribution>,
+    /// Exponent of the zipfian distribution (0 < theta < 1; higher is more skewed).
+    #[arg(long, default_value_t = 0.99)]
+    pub zipf_theta: f64,
+    /// Size of the key space: keys are indexes 0..N (inserts add keys after them).
     #[arg(long, alias = "num", default_value_t = 1_000_000)]
     pub keys: u64,
-    /// Operations per workload (default: --keys).
+    /// Operations per workload [default: --keys, unless --duration is given].
     #[arg(long)]
     pub ops: Option<u64>,
+    /// Seconds per workload (after the warmup) instead of a number of operations.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Seconds of load at the start of each workload that are not measured.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub warmup: f64,
     /// Bytes per key (decimal digits of the index, zero-padded).
     #[arg(long, default_value_t = 16)]
     pub key_size: usize,
-    /// Bytes per value.
+    /// Bytes per value: `N`, or `MIN..MAX` for sizes uniform in that range.
+    #[arg(long, default_value = "100")]
+    pub value_size: ValueSize,
+    /// Entries per scan (ycsb-e: uniform in 1..=N).
     #[arg(long, default_value_t = 100)]
-    pub value_size: usize,
-    /// Puts per BATCH frame (writes only).
+    pub scan_length: u32,
+    /// Puts per write frame (a BATCH frame; over redis://, pipelined SETs).
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
     /// Frames in flight per connection.
     #[arg(long, default_value_t = 64)]
     pub pipeline: usize,
-    /// Client threads; each opens one connection per shard.
-    #[arg(long, default_value_t = 2)]
+    /// Client sessions in all (each is one connection per shard), spread over the threads.
+    #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// Target operations per second over all threads (0: as fast as possible). Frames are
-    /// scheduled at fixed times and latency counts from the scheduled time.
+    /// Generator threads, each an event loop over its sessions [default: one per core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Target operations per second over all threads (0: as fast as possible). Operations
+    /// are scheduled at fixed times and latency counts from the scheduled time.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Seed of the key sequence.
+    /// Seed of the key and operation choices.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Stamp every written value with its version and a checksum of its key, and after the
     /// workloads read every key of the key space back: lost, stale or corrupt values are
-    /// counted and make the exit code non-zero (needs --value-size of at least 12).
+    /// counted and make the exit code non-zero (needs values of at least 12 bytes).
     #[arg(long)]
     pub verify: bool,
-    /// Before each read workload, wait (up to this many seconds) until every shard reports
-    /// no compaction debt and no memtable waiting to be flushed, so reads measure a settled
-    /// store rather than one still compacting the fill (0: do not wait).
+    /// Before each read-only workload, wait (up to this many seconds) until every shard
+    /// reports no compaction debt and no memtable waiting to be flushed, so reads measure a
+    /// settled store rather than one still compacting the fill (0: do not wait).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub settle: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Fill,
-    Read,
-    /// The read-back pass of --verify: every key once.
-    Verify,
+impl LoadArgs {
+    fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads
+            .unwrap_or(cores)
+            .clamp(1, self.connections.max(1))
+    }
+
+    fn workloads(&self) -> Vec<String> {
+        if self.mix.is_some() && self.workload == ["fillrandom", "readrandom"] {
+            vec!["mix".to_string()]
+        } else {
+            self.workload.clone()
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.key_size == 0 || self.key_size > 1024 {
+            bail!("--key-size must be within 1..=1024");
+        }
+        if decimal_digits(self.keys.saturating_sub(1)) > self.key_size {
+            bail!(
+                "--keys {} needs keys of at least {} bytes (--key-size)",
+                self.keys,
+                decimal_digits(self.keys - 1)
+            );
+        }
+        if self.keys == 0 || self.batch == 0 || self.pipeline == 0 || self.connections == 0 {
+            bail!("--keys, --batch, --pipeline and --connections must be positive");
+        }
+        if self.batch > 65_536 || self.pipeline > 65_536 || self.connections > 10_000 {
+            bail!("--batch and --pipeline are at most 65,536, --connections at most 10,000");
+        }
+        if self.verify && self.value_size.min < STAMP_BYTES {
+            bail!("--verify needs values of at least {STAMP_BYTES} bytes");
+        }
+        if self.duration.is_some_and(|d| !(d > 0.0 && d < 1e6))
+            || !(0.0..1e6).contains(&self.warmup)
+        {
+            bail!("--duration must be positive and --warmup not negative");
+        }
+        if self.scan_length == 0 || self.scan_length > 65_536 {
+            bail!("--scan-length must be within 1..=65,536");
+        }
+        Ok(())
+    }
 }
 
 /// Results of one workload.
 #[derive(Debug, serde::Serialize)]
 pub struct RunResult {
     pub workload: String,
+    pub target: String,
     pub ops: u64,
     pub seconds: f64,
     pub ops_per_sec: f64,
@@ -116,12 +223,32 @@ pub struct RunResult {
     pub lost: u64,
     pub stale: u64,
     pub corrupt: u64,
-    /// Latency per frame (a BATCH for writes, a GET for reads).
+    /// Latency over all operation kinds.
     pub latency: LatencySummary,
+    /// Per operation kind that ran.
+    pub per_op: Vec<OpResult>,
+    /// Throughput and p99 second by second (warmup included).
+    pub timeline: Vec<Second>,
+    pub distribution: Distribution,
     pub batch: usize,
     pub pipeline: usize,
     pub connections: usize,
+    pub threads: usize,
     pub rate: u64,
+    /// Latency percentile curve, all kinds: (percentile, microseconds).
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Figures of one operation kind.
+#[derive(Debug, serde::Serialize)]
+pub struct OpResult {
+    pub op: &'static str,
+    pub ops: u64,
+    pub ops_per_sec: f64,
+    pub errors: u64,
+    #[serde(flatten)]
+    pub latency: LatencySummary,
 }
 
 /// Entry point of `ringkv-bench run`.
@@ -130,6 +257,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&results)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        crate::svg::write_report(path, &args.target, &results)?;
     }
     if results.iter().any(|r| r.errors > 0) {
         bail!("the server answered some requests with errors");
@@ -143,19 +273,52 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs every workload of `args` against its target, printing one line per workload.
-pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
-    let (protocol, addr) = parse_target(&args.target)?;
-    if args.key_size == 0
-        || args.key_size > 1024
-        || args.batch == 0
-        || args.pipeline == 0
-        || args.connections == 0
-    {
-        bail!("--key-size (1..=1024), --batch, --pipeline and --connections must be positive");
+/// Which protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Native,
+    Resp,
+}
+
+/// Splits `ringkv://HOST:PORT` or `redis://HOST:PORT` into protocol and address.
+pub fn parse_target(target: &str) -> Result<(Protocol, String)> {
+    let (protocol, addr) = if let Some(addr) = target.strip_prefix("ringkv://") {
+        (Protocol::Native, addr)
+    } else if let Some(addr) = target.strip_prefix("redis://") {
+        (Protocol::Resp, addr)
+    } else {
+        bail!("--target {target:?}: expected ringkv://HOST:PORT or redis://HOST:PORT");
+    };
+    let addr = addr.trim_end_matches('/');
+    let valid = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !valid {
+        bail!("--target {target:?}: expected HOST:PORT after the scheme");
     }
-    if args.verify && args.value_size < STAMP_BYTES {
-        bail!("--verify needs --value-size of at least {STAMP_BYTES}");
+    Ok((protocol, addr.to_string()))
+}
+
+/// Runs every workload of `args` against its target (then the `--verify` read-back),
+/// printing a live line a second and a table per workload.
+pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
+    let load = &args.load;
+    load.check()?;
+    let (protocol, addr) = parse_target(&args.target)?;
+    let specs: Vec<Spec> = load
+        .workloads()
+        .iter()
+        .map(|name| {
+            Spec::parse(
+                name,
+                load.distribution,
+                load.mix.as_deref(),
+                load.scan_length,
+            )
+        })
+        .collect::<Result<_>>()?;
+    if protocol == Protocol::Resp && specs.iter().any(|s| s.has(OpKind::Scan)) {
+        bail!("scans are not supported over redis://");
     }
     let (topology, shard_addrs) = match protocol {
         Protocol::Native => {
@@ -182,48 +345,48 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
         ),
     };
     println!(
-        "target {addr}: {} shards, epoch {}; keys {} key {}B value {}B batch {} pipeline {} connections {} rate {}",
+        "target {}: {} shard{}; keys {} key {}B value {}B batch {} pipeline {} connections {} threads {} rate {}",
+        args.target,
         shard_addrs.len(),
-        topology.epoch,
-        args.keys,
-        args.key_size,
-        args.value_size,
-        args.batch,
-        args.pipeline,
-        args.connections,
-        if args.rate == 0 { "max".to_string() } else { args.rate.to_string() }
+        if shard_addrs.len() == 1 { "" } else { "s" },
+        load.keys,
+        load.key_size,
+        load.value_size,
+        load.batch,
+        load.pipeline,
+        load.connections,
+        load.threads(),
+        if load.rate == 0 { "max".to_string() } else { load.rate.to_string() }
     );
+    let target = Target {
+        args,
+        protocol,
+        topology: &topology,
+        shard_addrs: &shard_addrs,
+        inserted: AtomicU64::new(load.keys),
+    };
     let mut results = Vec::new();
-    // Version stamped by the current fill (with --verify): one more per fill workload.
-    let mut version = 0u32;
-    for name in &args.workload {
-        let kind = match name.as_str() {
-            "fillrandom" => Kind::Fill,
-            "readrandom" => Kind::Read,
-            other => bail!("unknown workload {other:?} (fillrandom, readrandom)"),
-        };
-        if kind == Kind::Read && args.settle > 0 && protocol == Protocol::Native {
-            settle(&addr, Duration::from_secs(args.settle))?;
+    // Version stamped by writes (--verify): one more per writing workload; the read-back
+    // expects at least the version of the last fill that covered every key.
+    let (mut version, mut expected) = (0u32, 0u32);
+    for spec in &specs {
+        if !spec.writes() && load.settle > 0 && protocol == Protocol::Native {
+            settle(&addr, Duration::from_secs(load.settle))?;
         }
-        if kind == Kind::Fill {
+        if spec.writes() {
             version += 1;
         }
-        let result = run_workload(args, protocol, kind, name, &topology, &shard_addrs, version)?;
+        let result = target.run_workload(spec, version, None)?;
+        if spec.covers_every_key() && result.ops >= load.keys {
+            expected = version;
+        }
         print_result(&result);
         results.push(result);
     }
-    if args.verify {
-        // Every key of the space should be at the last fill's version (any version, if
-        // this invocation wrote nothing).
-        let result = run_workload(
-            args,
-            protocol,
-            Kind::Verify,
-            "verify",
-            &topology,
-            &shard_addrs,
-            version,
-        )?;
+    if load.verify {
+        let spec = Spec::parse("readseq", None, None, load.scan_length)?;
+        let mut result = target.run_workload(&spec, version, Some(expected))?;
+        result.workload = "verify".into();
         print_result(&result);
         println!(
             "verify: {} keys read back: lost {} stale {} corrupt {}",
@@ -234,47 +397,225 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
     Ok(results)
 }
 
-fn print_result(result: &RunResult) {
-    println!(
-            "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  frame latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
-            result.workload,
-            result.ops,
-            result.seconds,
-            result.ops_per_sec,
-            result.mb_per_sec,
-            result.latency.latency_us_p50,
-            result.latency.latency_us_p99,
-            result.latency.latency_us_p999,
-            result.latency.latency_us_max,
-            result.errors,
-            result.not_found
-        );
+/// A resolved target and what its workloads share.
+struct Target<'a> {
+    args: &'a RunArgs,
+    protocol: Protocol,
+    topology: &'a Topology,
+    shard_addrs: &'a [String],
+    inserted: AtomicU64,
 }
 
-/// Which protocol a target speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Native,
-    Resp,
-}
-
-/// Splits `ringkv://HOST:PORT` or `redis://HOST:PORT` into protocol and address.
-fn parse_target(target: &str) -> Result<(Protocol, String)> {
-    let (protocol, addr) = if let Some(addr) = target.strip_prefix("ringkv://") {
-        (Protocol::Native, addr)
-    } else if let Some(addr) = target.strip_prefix("redis://") {
-        (Protocol::Resp, addr)
-    } else {
-        bail!("--target {target:?}: expected ringkv://HOST:PORT or redis://HOST:PORT");
-    };
-    let addr = addr.trim_end_matches('/');
-    if addr
-        .rsplit_once(':')
-        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-    {
-        bail!("--target {target:?}: expected HOST:PORT after the scheme");
+impl Target<'_> {
+    fn run_workload(&self, spec: &Spec, version: u32, check: Option<u32>) -> Result<RunResult> {
+        let load = &self.args.load;
+        let threads = load.threads();
+        // The read-back reads every key once; --duration does not apply to it.
+        let (ops_total, duration) = match check {
+            Some(_) => (load.keys, None),
+            None => match (load.ops, load.duration) {
+                (Some(ops), _) => (ops, load.duration),
+                (None, Some(d)) => (u64::MAX, Some(d)),
+                (None, None) => (load.keys, None),
+            },
+        };
+        let chooser = KeyChooser::new(spec.distribution, load.keys, load.zipf_theta, 0)?;
+        let stop = AtomicBool::new(false);
+        let (ticks_tx, ticks_rx) = flume::unbounded();
+        let started = Instant::now();
+        let measure_from =
+            started + Duration::from_secs_f64(if check.is_some() { 0.0 } else { load.warmup });
+        let plan = Plan {
+            load,
+            protocol: self.protocol,
+            spec,
+            topology: self.topology,
+            shard_addrs: self.shard_addrs,
+            version,
+            check,
+            chooser: &chooser,
+            inserted: &self.inserted,
+            measure_from,
+            deadline: duration.map(|d| measure_from + Duration::from_secs_f64(d)),
+            stop: &stop,
+            ticks: ticks_tx,
+        };
+        let mut live = Live::new(&spec.name, started);
+        let outcomes: Vec<Result<ThreadResult>> = std::thread::scope(|scope| {
+            let plan = &plan;
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let share = |t: u64| {
+                        if ops_total == u64::MAX {
+                            return if t == threads as u64 { u64::MAX } else { 0 };
+                        }
+                        ops_total / threads as u64 * t + t.min(ops_total % threads as u64)
+                    };
+                    let (first, end) = if ops_total == u64::MAX {
+                        (t as u64 * (1 << 48), (t as u64 + 1) * (1 << 48))
+                    } else {
+                        (share(t as u64), share(t as u64 + 1))
+                    };
+                    let sessions =
+                        load.connections / threads + usize::from(t < load.connections % threads);
+                    let seed =
+                        crate::keys::mix64(
+                            load.seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        ) ^ crate::keys::mix64(u64::from(version) << 32 | check.map_or(0, |_| 1));
+                    let rate = load.rate as f64 / threads as f64;
+                    std::thread::Builder::new()
+                        .name(format!("ringkv-bench-{t}"))
+                        .spawn_scoped(scope, move || {
+                            Driver::new(plan, sessions, seed, first, end, rate)?.run()
+                        })
+                })
+                .collect();
+            // The live display runs here until every thread has dropped its sender.
+            drop(plan.ticks.clone());
+            live.follow(&ticks_rx, &handles);
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("a generator thread panicked"))),
+                    Err(e) => Err(anyhow!("starting a generator thread: {e}")),
+                })
+                .collect()
+        });
+        drop(plan);
+        live.drain(&ticks_rx);
+        let mut histograms: Vec<Histogram<u64>> =
+            OpKind::ALL.iter().map(|_| new_histogram()).collect();
+        let mut ops = [0u64; 5];
+        let mut errors = [0u64; 5];
+        let (mut bytes, mut not_found, mut lost, mut stale, mut corrupt) = (0, 0, 0, 0, 0);
+        let mut last = measure_from;
+        let mut first_error = None;
+        for outcome in outcomes {
+            let r = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            for i in 0..5 {
+                histograms[i]
+                    .add(&r.histograms[i])
+                    .map_err(|e| anyhow!("merging histograms: {e}"))?;
+                ops[i] += r.ops[i];
+                errors[i] += r.errors[i];
+            }
+            bytes += r.bytes;
+            not_found += r.not_found;
+            lost += r.lost;
+            stale += r.stale;
+            corrupt += r.corrupt;
+            if let Some(t) = r.last {
+                last = last.max(t);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.context(format!("workload {}", spec.name)));
+        }
+        let seconds = last
+            .saturating_duration_since(measure_from)
+            .as_secs_f64()
+            .max(1e-9);
+        let mut all = new_histogram();
+        for h in &histograms {
+            all.add(h).map_err(|e| anyhow!("merging histograms: {e}"))?;
+        }
+        let total: u64 = ops.iter().sum();
+        let per_op = OpKind::ALL
+            .iter()
+            .filter(|k| ops[k.index()] > 0)
+            .map(|k| OpResult {
+                op: k.name(),
+                ops: ops[k.index()],
+                ops_per_sec: ops[k.index()] as f64 / seconds,
+                errors: errors[k.index()],
+                latency: LatencySummary::of(&histograms[k.index()]),
+            })
+            .collect();
+        Ok(RunResult {
+            workload: spec.name.clone(),
+            target: self.args.target.clone(),
+            ops: total,
+            seconds,
+            ops_per_sec: total as f64 / seconds,
+            mb_per_sec: bytes as f64 / seconds / 1e6,
+            errors: errors.iter().sum(),
+            not_found,
+            lost,
+            stale,
+            corrupt,
+            latency: LatencySummary::of(&all),
+            per_op,
+            timeline: live.timeline(),
+            distribution: spec.distribution,
+            batch: load.batch,
+            pipeline: load.pipeline,
+            connections: load.connections,
+            threads,
+            rate: load.rate,
+            curve: percentile_curve(&all),
+        })
     }
-    Ok((protocol, addr.to_string()))
+}
+
+/// (percentile, latency in microseconds) from p0 to the maximum, spaced in "nines".
+fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut curve = Vec::new();
+    let mut nines = 0.0f64;
+    while nines <= 5.0 {
+        let p = 100.0 * (1.0 - 10f64.powf(-nines));
+        curve.push((p, h.value_at_percentile(p) as f64 / 1000.0));
+        nines += 0.1;
+    }
+    curve.push((100.0, h.max() as f64 / 1000.0));
+    curve
+}
+
+fn print_result(r: &RunResult) {
+    println!(
+        "{:<11} {:>10} ops in {:>7.2}s: {:>11.0} ops/s {:>8.1} MB/s  latency p50 {:>8.0}us p99 {:>8.0}us p99.9 {:>8.0}us max {:>8.0}us  errors {} not_found {}",
+        r.workload,
+        r.ops,
+        r.seconds,
+        r.ops_per_sec,
+        r.mb_per_sec,
+        r.latency.latency_us_p50,
+        r.latency.latency_us_p99,
+        r.latency.latency_us_p999,
+        r.latency.latency_us_max,
+        r.errors,
+        r.not_found
+    );
+    if r.per_op.len() > 1 {
+        println!(
+            "  {:<7} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "op", "ops", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors"
+        );
+        for op in &r.per_op {
+            println!(
+                "  {:<7} {:>10} {:>11.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7}",
+                op.op,
+                op.ops,
+                op.ops_per_sec,
+                op.latency.latency_us_p50,
+                op.latency.latency_us_p90,
+                op.latency.latency_us_p99,
+                op.latency.latency_us_p999,
+                op.latency.latency_us_max,
+                op.errors
+            );
+        }
+    }
 }
 
 fn fetch_topology(addr: &str) -> Result<Topology> {
@@ -316,629 +657,49 @@ fn settle(addr: &str, limit: Duration) -> Result<()> {
     }
 }
 
-struct ThreadResult {
-    ops: u64,
-    errors: u64,
-    not_found: u64,
-    lost: u64,
-    stale: u64,
-    corrupt: u64,
-    histogram: Histogram<u64>,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_workload(
-    args: &RunArgs,
-    protocol: Protocol,
-    kind: Kind,
-    name: &str,
-    topology: &Topology,
-    shard_addrs: &[String],
-    version: u32,
-) -> Result<RunResult> {
-    let ops_total = match kind {
-        Kind::Verify => args.keys,
-        _ => args.ops.unwrap_or(args.keys),
-    };
-    let threads = args.connections;
-    let started = Instant::now();
-    let outcomes: Vec<Result<ThreadResult>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let share =
-                    |t: u64| ops_total / threads as u64 * t + t.min(ops_total % threads as u64);
-                let (first_op, ops) = (share(t as u64), share(t as u64 + 1) - share(t as u64));
-                let seed = args.seed
-                    ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    ^ (kind as u64) << 32;
-                scope.spawn(move || {
-                    Driver::new(
-                        args,
-                        protocol,
-                        kind,
-                        version,
-                        topology,
-                        shard_addrs,
-                        seed,
-                        first_op,
-                        ops,
-                        threads,
-                    )?
-                    .run()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a client thread panicked")))
-            })
-            .collect()
-    });
-    let seconds = started.elapsed().as_secs_f64();
-    let mut histogram = new_histogram();
-    let (mut ops, mut errors, mut not_found) = (0, 0, 0);
-    let (mut lost, mut stale, mut corrupt) = (0, 0, 0);
-    for outcome in outcomes {
-        let r = outcome?;
-        ops += r.ops;
-        errors += r.errors;
-        not_found += r.not_found;
-        lost += r.lost;
-        stale += r.stale;
-        corrupt += r.corrupt;
-        histogram
-            .add(&r.histogram)
-            .map_err(|e| anyhow!("merging histograms: {e}"))?;
-    }
-    let bytes_per_op = (args.key_size
-        + if kind == Kind::Fill {
-            args.value_size
-        } else {
-            0
-        }) as f64;
-    Ok(RunResult {
-        workload: name.to_string(),
-        ops,
-        seconds,
-        ops_per_sec: ops as f64 / seconds,
-        mb_per_sec: ops as f64 * bytes_per_op / seconds / 1e6,
-        errors,
-        not_found,
-        lost,
-        stale,
-        corrupt,
-        latency: LatencySummary::of(&histogram),
-        batch: args.batch,
-        pipeline: args.pipeline,
-        connections: args.connections,
-        rate: args.rate,
-    })
-}
-
-/// One client thread: a connection per shard and the frames in flight on each.
-struct Driver<'a> {
-    args: &'a RunArgs,
-    kind: Kind,
-    topology: &'a Topology,
-    conns: Vec<Box<dyn Wire>>,
-    /// Due time and key index (reads) of each frame in flight, per shard, by request id.
-    in_flight: Vec<HashMap<u64, (Instant, u64)>>,
-    /// Version stamped into values (--verify fills) or expected of them (the read-back).
-    version: u32,
-    /// The read-back's key indexes still to read, per shard.
-    verify_keys: Vec<Vec<u64>>,
-    /// Values of the BATCH being built, back to back (--verify stamps each).
-    batch_values: Vec<u8>,
-    /// Key indexes waiting to be sent in the next BATCH, per shard.
-    pending: Vec<Vec<u64>>,
-    rng: u64,
-    ops_left: u64,
-    /// Position of this thread's first operation in the workload's sequence.
-    first_op: u64,
-    values: Vec<u8>,
-    key: Vec<u8>,
-    /// The keys of the BATCH being built, back to back.
-    batch_keys: Vec<u8>,
-    /// Time between frames of this thread under --rate.
-    interval: Option<Duration>,
-    next_due: Instant,
-    result: ThreadResult,
-}
-
-impl<'a> Driver<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        args: &'a RunArgs,
-        protocol: Protocol,
-        kind: Kind,
-        version: u32,
-        topology: &'a Topology,
-        shard_addrs: &[String],
-        seed: u64,
-        first_op: u64,
-        ops: u64,
-        threads: usize,
-    ) -> Result<Self> {
-        let mut conns: Vec<Box<dyn Wire>> = Vec::new();
-        for a in shard_addrs {
-            conns.push(match protocol {
-                Protocol::Native => Box::new(Native(
-                    Connection::connect(a.as_str(), Duration::from_secs(5))
-                        .with_context(|| format!("connecting to {a}"))?,
-                )),
-                Protocol::Resp => Box::new(Resp::connect(a, Duration::from_secs(5))?),
-            });
-        }
-        let n = conns.len();
-        let mut rng = seed | 1;
-        let values: Vec<u8> = (0..(args.value_size + 4096))
-            .map(|_| (next(&mut rng) >> 56) as u8)
-            .collect();
-        let ops_per_frame = if kind == Kind::Fill {
-            args.batch as u64
-        } else {
-            1
-        };
-        let interval = (args.rate > 0).then(|| {
-            Duration::from_secs_f64(ops_per_frame as f64 * threads as f64 / args.rate as f64)
-        });
-        let mut verify_keys: Vec<Vec<u64>> = (0..n).map(|_| Vec::new()).collect();
-        if kind == Kind::Verify {
-            let mut key = Vec::new();
-            // Popped from the back: pushed in reverse to read in index order.
-            for index in (first_op..first_op + ops).rev() {
-                make_key(index, args.key_size, &mut key);
-                verify_keys[usize::from(topology.shard_of_key(&key))].push(index);
-            }
-        }
-        Ok(Self {
-            args,
-            kind,
-            version,
-            verify_keys,
-            batch_values: Vec::new(),
-            topology,
-            conns,
-            in_flight: (0..n).map(|_| HashMap::new()).collect(),
-            pending: (0..n).map(|_| Vec::with_capacity(args.batch)).collect(),
-            rng,
-            ops_left: ops,
-            first_op,
-            values,
-            key: Vec::with_capacity(args.key_size),
-            batch_keys: Vec::with_capacity(args.key_size * args.batch),
-            interval,
-            next_due: Instant::now(),
-            result: ThreadResult {
-                ops: 0,
-                errors: 0,
-                not_found: 0,
-                lost: 0,
-                stale: 0,
-                corrupt: 0,
-                histogram: new_histogram(),
-            },
-        })
-    }
-
-    fn run(mut self) -> Result<ThreadResult> {
-        if self.kind == Kind::Verify || (self.kind == Kind::Read && self.interval.is_none()) {
-            self.run_reads()?;
-            return Ok(self.result);
-        }
-        let shards = self.conns.len();
-        let mut sent = 0u64;
-        while self.ops_left > 0 {
-            // A round: queue up to a window's worth of frames, write each connection's
-            // queue with one syscall, then collect what has come back.
-            let per_frame = if self.kind == Kind::Fill {
-                self.args.batch
-            } else {
-                1
-            };
-            let round = (self.args.pipeline * shards * per_frame / 2).max(1) as u64;
-            let mut queued = 0u64;
-            while self.ops_left > 0 && queued < round {
-                let index = self.key_index(sent);
-                sent += 1;
-                self.ops_left -= 1;
-                queued += 1;
-                make_key(index, self.args.key_size, &mut self.key);
-                let shard = usize::from(self.topology.shard_of_key(&self.key));
-                match self.kind {
-                    Kind::Fill => {
-                        self.pending[shard].push(index);
-                        if self.pending[shard].len() >= self.args.batch {
-                            self.send_batch(shard)?;
-                        }
-                    }
-                    Kind::Read => {
-                        if self.in_flight[shard].len() >= self.args.pipeline {
-                            self.conns[shard].flush()?;
-                            self.wait_for_room(shard)?;
-                        }
-                        let due = self.due();
-                        let id = self.conns[shard].send_get(&self.key)?;
-                        self.in_flight[shard].insert(id, (due, index));
-                        self.result.ops += 1;
-                    }
-                    Kind::Verify => unreachable!("the read-back runs in run_reads"),
-                }
-            }
-            for conn in &mut self.conns {
-                conn.flush()?;
-            }
-            self.poll()?;
-        }
-        for shard in 0..shards {
-            if !self.pending[shard].is_empty() {
-                self.send_batch(shard)?;
-            }
-            self.conns[shard].flush()?;
-        }
-        for shard in 0..shards {
-            while !self.in_flight[shard].is_empty() {
-                self.recv_one(shard, true)?;
-            }
-        }
-        Ok(self.result)
-    }
-
-    /// Closed-loop reads: each connection is topped up to `--pipeline` GETs in flight as
-    /// soon as half of its window has come back, with one write per top-up, and the thread
-    /// sleeps in `poll(2)` on all its connections when nothing has arrived. So the request
-    /// stream goes out in bursts of pipeline/2 frames per write (as redis-benchmark's `-P`
-    /// does), and a round costs one clock read, not one per operation.
-    fn run_reads(&mut self) -> Result<()> {
-        let shards = self.conns.len();
-        let pipeline = self.args.pipeline;
-        let top_up_at = pipeline - (pipeline / 2).max(1);
-        // Keys drawn for one shard while topping up another, kept for their own shard.
-        let mut spare: Vec<Vec<u64>> = (0..shards).map(|_| Vec::with_capacity(pipeline)).collect();
-        while self.ops_left > 0 || self.in_flight.iter().any(|f| !f.is_empty()) {
-            let now = Instant::now();
-            for shard in 0..shards {
-                if self.ops_left == 0 || self.in_flight[shard].len() > top_up_at {
-                    continue;
-                }
-                while self.ops_left > 0 && self.in_flight[shard].len() < pipeline {
-                    let index = if self.kind == Kind::Verify {
-                        match self.verify_keys[shard].pop() {
-                            Some(index) => index,
-                            None => break,
-                        }
-                    } else {
-                        self.read_key_for(shard, &mut spare)
-                    };
-                    make_key(index, self.args.key_size, &mut self.key);
-                    let id = self.conns[shard].send_get(&self.key)?;
-                    self.in_flight[shard].insert(id, (now, index));
-                    self.ops_left -= 1;
-                    self.result.ops += 1;
-                }
-                self.conns[shard].flush()?;
-            }
-            if self.collect_ready()? == 0 {
-                self.wait_readable()?;
-                self.collect_ready()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A uniformly random key index owned by `shard`. Keys drawn on the way that belong to
-    /// other shards are kept for them while there is room (and otherwise dropped, which
-    /// leaves each shard's keys uniform).
-    fn read_key_for(&mut self, shard: usize, spare: &mut [Vec<u64>]) -> u64 {
-        if let Some(index) = spare[shard].pop() {
-            return index;
-        }
-        let keys = self.args.keys.max(1);
-        loop {
-            let index = next(&mut self.rng) % keys;
-            make_key(index, self.args.key_size, &mut self.key);
-            let owner = usize::from(self.topology.shard_of_key(&self.key));
-            if owner == shard {
-                return index;
-            }
-            if let Some(kept) = spare.get_mut(owner) {
-                if kept.len() < self.args.pipeline {
-                    kept.push(index);
-                }
-            }
-        }
-    }
-
-    /// Receives every response that has already arrived (at most one read per connection)
-    /// and returns how many there were.
-    fn collect_ready(&mut self) -> Result<usize> {
-        let mut got = 0;
-        let mut now = None;
-        for shard in 0..self.conns.len() {
-            if self.in_flight[shard].is_empty() {
-                continue;
-            }
-            let mut first = true;
-            loop {
-                let answer = if first {
-                    self.conns[shard].try_recv()?
-                } else {
-                    self.conns[shard].try_recv_buffered()?
-                };
-                first = false;
-                let Some((id, outcome)) = answer else {
-                    break;
-                };
-                let now = *now.get_or_insert_with(Instant::now);
-                self.account(shard, id, outcome, now)?;
-                got += 1;
-            }
-        }
-        Ok(got)
-    }
-
-    /// Sleeps until a connection with requests in flight has bytes to read.
-    fn wait_readable(&self) -> Result<()> {
-        let mut fds: Vec<libc::pollfd> = self
-            .conns
-            .iter()
-            .zip(&self.in_flight)
-            .filter(|(_, in_flight)| !in_flight.is_empty())
-            .map(|(conn, _)| libc::pollfd {
-                fd: conn.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if fds.is_empty() {
-            return Ok(());
-        }
-        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
-        // whole call, and each descriptor belongs to a connection this thread owns.
-        let ready = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                RESPONSE_WAIT_MS,
-            )
-        };
-        match ready {
-            0 => bail!("no response from the server within {RESPONSE_WAIT_MS} ms"),
-            n if n < 0 => {
-                let error = std::io::Error::last_os_error();
-                if error.kind() == std::io::ErrorKind::Interrupted {
-                    return Ok(());
-                }
-                Err(error).context("waiting for responses")
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The key index of the `n`-th operation of this thread. Fills visit every key of the
-    /// space exactly once overall (a random-looking permutation, split between threads);
-    /// reads pick uniformly at random.
-    fn key_index(&mut self, n: u64) -> u64 {
-        let keys = self.args.keys.max(1);
-        match self.kind {
-            Kind::Fill => permute(self.first_op + n, keys),
-            Kind::Read => next(&mut self.rng) % keys,
-            Kind::Verify => (self.first_op + n) % keys,
-        }
-    }
-
-    /// The time this frame is due: its slot in the schedule under --rate (waiting for it
-    /// while collecting responses), else now.
-    fn due(&mut self) -> Instant {
-        let Some(interval) = self.interval else {
-            return Instant::now();
-        };
-        let due = self.next_due;
-        self.next_due += interval;
-        while Instant::now() < due {
-            let _ = self.poll();
-            let left = due.saturating_duration_since(Instant::now());
-            if left > Duration::from_micros(200) {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        }
-        due
-    }
-
-    fn send_batch(&mut self, shard: usize) -> Result<()> {
-        self.wait_for_room(shard)?;
-        let due = self.due();
-        let indexes = std::mem::take(&mut self.pending[shard]);
-        let key_size = self.args.key_size;
-        let mut keys = std::mem::take(&mut self.batch_keys);
-        keys.clear();
-        for &index in &indexes {
-            make_key(index, key_size, &mut self.key);
-            keys.extend_from_slice(&self.key);
-        }
-        let value_size = self.args.value_size;
-        let mut values = std::mem::take(&mut self.batch_values);
-        values.clear();
-        for (&index, key) in indexes.iter().zip(keys.chunks_exact(key_size)) {
-            let offset = (index.wrapping_mul(0x9E37_79B9) % 4096) as usize;
-            let at = values.len();
-            values.extend_from_slice(&self.values[offset..offset + value_size]);
-            if self.args.verify {
-                stamp(&mut values[at..], key, self.version);
-            }
-        }
-        let puts: Vec<(&[u8], &[u8])> = keys
-            .chunks_exact(key_size)
-            .zip(values.chunks_exact(value_size.max(1)))
-            .map(|(key, value)| (key, &value[..value_size]))
-            .collect();
-        let id = self.conns[shard].send_puts(&puts)?;
-        drop(puts);
-        self.batch_keys = keys;
-        self.batch_values = values;
-        self.in_flight[shard].insert(id, (due, 0));
-        self.result.ops += indexes.len() as u64;
-        let mut indexes = indexes;
-        indexes.clear();
-        self.pending[shard] = indexes;
-        Ok(())
-    }
-
-    fn wait_for_room(&mut self, shard: usize) -> Result<()> {
-        if self.in_flight[shard].len() >= self.args.pipeline {
-            self.conns[shard].flush()?;
-        }
-        while self.in_flight[shard].len() >= self.args.pipeline {
-            self.recv_one(shard, true)?;
-        }
-        Ok(())
-    }
-
-    /// Collects every response that has already arrived, on every connection.
-    fn poll(&mut self) -> Result<()> {
-        for shard in 0..self.conns.len() {
-            while !self.in_flight[shard].is_empty() && self.recv_one(shard, false)? {}
-        }
-        Ok(())
-    }
-
-    /// Receives one response on `shard` (blocking if `wait`); false if none was ready.
-    fn recv_one(&mut self, shard: usize, wait: bool) -> Result<bool> {
-        let got = if wait {
-            Some(self.conns[shard].recv()?)
-        } else {
-            self.conns[shard].try_recv()?
-        };
-        let Some((id, outcome)) = got else {
-            return Ok(false);
-        };
-        self.account(shard, id, outcome, Instant::now())?;
-        Ok(true)
-    }
-
-    /// Counts one response that arrived at `now`.
-    fn account(&mut self, shard: usize, id: u64, outcome: Outcome, now: Instant) -> Result<()> {
-        let (due, index) = self.in_flight[shard]
-            .remove(&id)
-            .ok_or_else(|| anyhow!("response to unknown request id {id} from shard {shard}"))?;
-        if self.kind == Kind::Verify {
-            self.check(index, &outcome);
-        }
-        record(
-            &mut self.result.histogram,
-            now.saturating_duration_since(due),
-        );
-        match outcome {
-            Outcome::Ok | Outcome::Value(_) => {}
-            Outcome::Missing => self.result.not_found += 1,
-            Outcome::Error(e) => {
-                if self.result.errors == 0 {
-                    eprintln!("server error: {e}");
-                }
-                self.result.errors += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Driver<'_> {
-    /// Judges the read-back of key `index` (--verify).
-    fn check(&mut self, index: u64, outcome: &Outcome) {
-        make_key(index, self.args.key_size, &mut self.key);
-        let verdict = match outcome {
-            Outcome::Value(summary) => judge(&self.key, Some(*summary), self.version),
-            Outcome::Missing => Verdict::Lost,
-            // An error is counted as one; a GET answered without a value is damage.
-            Outcome::Error(_) => return,
-            Outcome::Ok => Verdict::Corrupt,
-        };
-        let count = match verdict {
-            Verdict::Good => return,
-            Verdict::Lost => &mut self.result.lost,
-            Verdict::Stale => &mut self.result.stale,
-            Verdict::Corrupt => &mut self.result.corrupt,
-        };
-        if *count == 0 {
-            eprintln!(
-                "verify: key {} is {verdict:?}",
-                String::from_utf8_lossy(&self.key)
-            );
-        }
-        *count += 1;
-    }
-}
-
-/// How long the driver waits for any response before it gives up on the server.
-const RESPONSE_WAIT_MS: i32 = 30_000;
-
-/// A bijection of `0..keys` that looks random: a multiplier coprime with `keys`, plus an
-/// offset, modulo `keys` (positions past `keys` wrap around).
-pub fn permute(n: u64, keys: u64) -> u64 {
-    let mut multiplier = 0x9E37_79B9_7F4A_7C15 % keys;
-    while gcd(multiplier, keys) != 1 {
-        multiplier += 1;
-    }
-    ((u128::from(n % keys) * u128::from(multiplier) + 0x5851_F42D) % u128::from(keys)) as u64
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// splitmix64.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The key of `index`: its decimal digits, zero-padded (or cut) to `size` bytes.
-pub fn make_key(index: u64, size: usize, out: &mut Vec<u8>) {
-    out.clear();
-    let mut digits = [b'0'; 20];
-    let mut v = index;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    if size >= 20 {
-        out.resize(size - 20, b'0');
-        out.extend_from_slice(&digits);
-    } else {
-        out.extend_from_slice(&digits[20 - size..]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn permutation_visits_every_key_once() {
-        for keys in [1u64, 2, 10, 97, 1000, 4096] {
-            let mut seen: Vec<u64> = (0..keys).map(|n| permute(n, keys)).collect();
-            seen.sort_unstable();
-            assert_eq!(seen, (0..keys).collect::<Vec<_>>(), "keys = {keys}");
+    fn targets_and_value_sizes_parse() {
+        assert_eq!(
+            parse_target("ringkv://127.0.0.1:7070").unwrap(),
+            (Protocol::Native, "127.0.0.1:7070".to_string())
+        );
+        assert_eq!(parse_target("redis://h:6379/").unwrap().0, Protocol::Resp);
+        for bad in [
+            "127.0.0.1:7070",
+            "http://h:1",
+            "ringkv://h",
+            "ringkv://:7",
+            "redis://h:x",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            "100".parse::<ValueSize>().unwrap(),
+            ValueSize { min: 100, max: 100 }
+        );
+        assert_eq!(
+            "10..20".parse::<ValueSize>().unwrap(),
+            ValueSize { min: 10, max: 20 }
+        );
+        assert!("20..10".parse::<ValueSize>().is_err());
+        assert!("x".parse::<ValueSize>().is_err());
     }
 
     #[test]
-    fn keys_are_fixed_width_decimal() {
-        let mut k = Vec::new();
-        make_key(42, 16, &mut k);
-        assert_eq!(k, b"0000000000000042");
-        make_key(123_456, 4, &mut k);
-        assert_eq!(k, b"3456");
-        make_key(7, 24, &mut k);
-        assert_eq!(k.len(), 24);
-        assert!(k.ends_with(b"007"));
+    fn the_percentile_curve_rises_to_the_maximum() {
+        let mut h = new_histogram();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let curve = percentile_curve(&h);
+        assert!(curve
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(curve.last().unwrap().0, 100.0);
+        assert!((curve.last().unwrap().1 - 10_000.0).abs() < 20.0);
     }
 }

@@ -15,7 +15,7 @@
 use crate::verify::{summarize, ValueSummary};
 use anyhow::{anyhow, bail, Context, Result};
 use ringkv_client::Connection;
-use ringkv_proto::Response;
+use ringkv_proto::{slot_of, Request, Response, ScanRequest};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,8 +27,9 @@ use std::time::Duration;
 pub enum Outcome {
     /// Done (a write applied).
     Ok,
-    /// A read found its key; what its value says about itself (see [`crate::verify`]).
-    Value(ValueSummary),
+    /// A read found its key; what its value says about itself (see [`crate::verify`]),
+    /// if the connection was asked to check values.
+    Value(Option<ValueSummary>),
     /// A read of a key that does not exist.
     Missing,
     /// The server answered with an error.
@@ -41,10 +42,11 @@ pub trait Wire: AsRawFd + Send {
     fn send_get(&mut self, key: &[u8]) -> Result<u64>;
     /// Queues one frame of puts; returns its id.
     fn send_puts(&mut self, puts: &[(&[u8], &[u8])]) -> Result<u64>;
+    /// Queues a scan of up to `limit` keys from `start` on (in the native protocol: within
+    /// `start`'s slot, in key order); returns its id.
+    fn send_scan(&mut self, start: &[u8], limit: u32) -> Result<u64>;
     /// Writes everything queued.
     fn flush(&mut self) -> Result<()>;
-    /// Waits for the next answer.
-    fn recv(&mut self) -> Result<(u64, Outcome)>;
     /// The next answer if one is buffered or one read (without waiting) brings it.
     fn try_recv(&mut self) -> Result<Option<(u64, Outcome)>>;
     /// The next answer if one is already buffered (no system call).
@@ -52,50 +54,62 @@ pub trait Wire: AsRawFd + Send {
 }
 
 /// The native protocol, on one shard's connection.
-pub struct Native(pub Connection);
+pub struct Native {
+    pub conn: Connection,
+    /// Summarize every value read (for `--verify`; costs a checksum per value).
+    pub check_values: bool,
+}
 
-fn native_outcome(id: u64, response: Response<'_>) -> (u64, Outcome) {
-    match response {
+fn native_outcome(check: bool) -> impl Fn(u64, Response<'_>) -> (u64, Outcome) {
+    move |id, response| match response {
         Response::Error { code, message } => (id, Outcome::Error(format!("{code}: {message}"))),
         Response::Value(None) => (id, Outcome::Missing),
-        Response::Value(Some(value)) => (id, Outcome::Value(summarize(value))),
+        Response::Value(Some(value)) => (id, Outcome::Value(check.then(|| summarize(value)))),
         _ => (id, Outcome::Ok),
     }
 }
 
 impl AsRawFd for Native {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.conn.as_raw_fd()
     }
 }
 
 impl Wire for Native {
     fn send_get(&mut self, key: &[u8]) -> Result<u64> {
-        Ok(self.0.send_get(key)?)
+        Ok(self.conn.send_get(key)?)
     }
 
     fn send_puts(&mut self, puts: &[(&[u8], &[u8])]) -> Result<u64> {
-        let mut batch = self.0.begin_batch();
+        let mut batch = self.conn.begin_batch();
         for (key, value) in puts {
             batch.put(key, value)?;
         }
         Ok(batch.finish()?)
     }
 
-    fn flush(&mut self) -> Result<()> {
-        Ok(self.0.flush()?)
+    fn send_scan(&mut self, start: &[u8], limit: u32) -> Result<u64> {
+        let request = Request::Scan(ScanRequest::Slot {
+            slot: slot_of(start),
+            start,
+            end: &[],
+            limit,
+        });
+        Ok(self.conn.send_request(&request)?)
     }
 
-    fn recv(&mut self) -> Result<(u64, Outcome)> {
-        Ok(self.0.recv(native_outcome)?)
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.conn.flush()?)
     }
 
     fn try_recv(&mut self) -> Result<Option<(u64, Outcome)>> {
-        Ok(self.0.try_recv(native_outcome)?)
+        Ok(self.conn.try_recv(native_outcome(self.check_values))?)
     }
 
     fn try_recv_buffered(&mut self) -> Result<Option<(u64, Outcome)>> {
-        Ok(self.0.try_recv_buffered(native_outcome)?)
+        Ok(self
+            .conn
+            .try_recv_buffered(native_outcome(self.check_values))?)
     }
 }
 
@@ -114,7 +128,7 @@ struct Pending {
     /// The first error among its replies.
     error: Option<String>,
     missing: bool,
-    value: Option<ValueSummary>,
+    value: Option<Option<ValueSummary>>,
 }
 
 /// The Redis protocol (RESP2): GET and SET, pipelined.
@@ -128,11 +142,13 @@ pub struct Resp {
     pending: VecDeque<Pending>,
     next_id: u64,
     broken: bool,
+    /// Summarize every value read (for `--verify`).
+    check_values: bool,
 }
 
 impl Resp {
     /// Connects to a Redis-protocol server at `addr` (`host:port`).
-    pub fn connect(addr: &str, timeout: Duration) -> Result<Self> {
+    pub fn connect(addr: &str, timeout: Duration, check_values: bool) -> Result<Self> {
         use std::net::ToSocketAddrs;
         let socket_addr = addr
             .to_socket_addrs()
@@ -152,6 +168,7 @@ impl Resp {
             pending: VecDeque::new(),
             next_id: 1,
             broken: false,
+            check_values,
         })
     }
 
@@ -193,7 +210,7 @@ impl Resp {
                 return Ok(None);
             };
             debug_assert!(front.replies > 0);
-            let parsed = match parse_reply(&self.buf[self.start..self.end]) {
+            let parsed = match parse_reply(&self.buf[self.start..self.end], self.check_values) {
                 Ok(p) => p,
                 Err(e) => {
                     self.broken = true;
@@ -295,6 +312,10 @@ impl Wire for Resp {
         Ok(self.queue(puts.len()))
     }
 
+    fn send_scan(&mut self, _start: &[u8], _limit: u32) -> Result<u64> {
+        bail!("scans are not supported over redis:// (RESP has no ordered range read)")
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.send.is_empty() {
             return Ok(());
@@ -304,18 +325,6 @@ impl Wire for Resp {
             .with_context(|| format!("writing to {}", self.addr))?;
         self.send.clear();
         Ok(())
-    }
-
-    fn recv(&mut self) -> Result<(u64, Outcome)> {
-        loop {
-            if let Some(answer) = self.next_buffered()? {
-                return Ok(answer);
-            }
-            if self.pending.is_empty() {
-                bail!("waiting for an answer with nothing in flight");
-            }
-            self.read_more(false)?;
-        }
     }
 
     fn try_recv(&mut self) -> Result<Option<(u64, Outcome)>> {
@@ -374,19 +383,19 @@ enum Reply {
     Error(String),
     /// A nil bulk string or array (`$-1`, `*-1`): GET of a missing key.
     Nil,
-    /// A bulk string (a GET's value), summarized.
-    Value(ValueSummary),
+    /// A bulk string (a GET's value), summarized if asked.
+    Value(Option<ValueSummary>),
     /// Anything else (`+OK`, an integer, an array).
     Other,
 }
 
 /// Parses one reply at the start of `b`: `Ok(None)` if it is not complete yet, else the
 /// reply and the bytes it took. Nested arrays are walked (up to a depth of 8).
-fn parse_reply(b: &[u8]) -> Result<Option<(Reply, usize)>> {
-    parse_at(b, 0)
+fn parse_reply(b: &[u8], check: bool) -> Result<Option<(Reply, usize)>> {
+    parse_at(b, 0, check)
 }
 
-fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>> {
+fn parse_at(b: &[u8], depth: usize, check: bool) -> Result<Option<(Reply, usize)>> {
     if depth > 8 {
         bail!("RESP arrays nested deeper than 8");
     }
@@ -423,7 +432,8 @@ fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>> {
             if &b[after + n..total] != b"\r\n" {
                 bail!("a RESP bulk string not followed by CRLF");
             }
-            Ok(Some((Reply::Value(summarize(&b[after..after + n])), total)))
+            let value = &b[after..after + n];
+            Ok(Some((Reply::Value(check.then(|| summarize(value))), total)))
         }
         b'*' => {
             let n = parse_int(line)?;
@@ -432,7 +442,7 @@ fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>> {
             }
             let mut at = after;
             for _ in 0..n {
-                match parse_at(&b[at..], depth + 1)? {
+                match parse_at(&b[at..], depth + 1, check)? {
                     Some((_, used)) => at += used,
                     None => return Ok(None),
                 }
@@ -464,22 +474,25 @@ mod tests {
             (b"+OK\r\n", Reply::Other),
             (b"-ERR wrong\r\n", Reply::Error("ERR wrong".into())),
             (b"$-1\r\n", Reply::Nil),
-            (b"$5\r\nhe\r\no\r\n", Reply::Value(summarize(b"he\r\no"))),
+            (
+                b"$5\r\nhe\r\no\r\n",
+                Reply::Value(Some(summarize(b"he\r\no"))),
+            ),
             (b":42\r\n", Reply::Other),
             (b"*2\r\n$1\r\na\r\n*-1\r\n", Reply::Other),
-            (b"$0\r\n\r\n", Reply::Value(summarize(b""))),
+            (b"$0\r\n\r\n", Reply::Value(Some(summarize(b"")))),
         ];
         for (bytes, expected) in stream {
             for cut in 0..bytes.len() {
                 assert_eq!(
-                    parse_reply(&bytes[..cut]).unwrap(),
+                    parse_reply(&bytes[..cut], true).unwrap(),
                     None,
                     "{bytes:?} cut at {cut}"
                 );
             }
             let mut longer = bytes.to_vec();
             longer.extend_from_slice(b"+next\r\n");
-            let (reply, used) = parse_reply(&longer).unwrap().unwrap();
+            let (reply, used) = parse_reply(&longer, true).unwrap().unwrap();
             assert_eq!(&reply, expected);
             assert_eq!(used, bytes.len());
         }
@@ -494,9 +507,9 @@ mod tests {
             b"$99999999999\r\n",
             b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n+x\r\n",
         ] {
-            assert!(parse_reply(bytes).is_err(), "{bytes:?}");
+            assert!(parse_reply(bytes, true).is_err(), "{bytes:?}");
         }
-        assert!(parse_reply(&[b'+'; 5000]).is_err());
+        assert!(parse_reply(&[b'+'; 5000], false).is_err());
     }
 
     #[test]

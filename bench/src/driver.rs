@@ -1,0 +1,652 @@
+//! The load generator's threads: each owns some client sessions and drives them from one
+//! event loop (thread-per-core, like the server): it generates operations, writes each
+//! connection's queued frames with one `write`, and sleeps in `poll(2)` until answers or the
+//! next scheduled operation are due.
+//!
+//! A session is one connection per shard (one in all for redis://); every key goes to the
+//! shard that owns it. Each connection keeps at most `--pipeline` frames in flight; a
+//! session whose next operation finds its connection's window full waits until half the
+//! window has come back, so requests leave in bursts (like redis-benchmark's `-P`). Puts are
+//! gathered into frames of `--batch` per connection.
+//!
+//! Closed loop (default): an operation is due when it is sent. Open loop (`--rate`):
+//! operation `n` of a thread is due at `start + n / rate`, and its latency counts from then,
+//! so a slow server cannot hide its queueing (no coordinated omission). A BATCH frame's
+//! latency is counted from its first operation's due time, for each operation in it.
+
+use crate::keys::{make_key, permute, KeyChooser, Rng};
+use crate::latency::{new_histogram, record};
+use crate::mix::{Coverage, OpKind, Spec};
+use crate::run::{LoadArgs, Protocol};
+use crate::verify::{judge, stamp, Verdict};
+use crate::wire::{Native, Outcome, Resp, Wire};
+use anyhow::{anyhow, bail, Context, Result};
+use hdrhistogram::Histogram;
+use ringkv_client::Connection;
+use ringkv_proto::Topology;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a thread waits for any answer before it gives up on the server.
+const RESPONSE_WAIT: Duration = Duration::from_secs(30);
+/// How often a thread reports to the live display.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// What all threads of one workload share.
+pub struct Plan<'a> {
+    pub load: &'a LoadArgs,
+    pub protocol: Protocol,
+    pub spec: &'a Spec,
+    pub topology: &'a Topology,
+    pub shard_addrs: &'a [String],
+    /// Version stamped into written values (`--verify`).
+    pub version: u32,
+    /// The read-back of `--verify`: the lowest version every key must have (0: any).
+    pub check: Option<u32>,
+    pub chooser: &'a KeyChooser,
+    /// Keys that exist: `--keys` plus inserts so far (inserts take the next index).
+    pub inserted: &'a AtomicU64,
+    /// Operations before this are warmup: sent, not measured.
+    pub measure_from: Instant,
+    /// No operation is generated after this (`--duration`).
+    pub deadline: Option<Instant>,
+    /// Set when a thread fails, so the others stop early.
+    pub stop: &'a AtomicBool,
+    pub ticks: flume::Sender<Tick>,
+}
+
+/// One thread's report to the live display, once a second.
+pub struct Tick {
+    pub ops: u64,
+    pub errors: u64,
+    /// Latency of the operations completed since the last tick, all kinds together.
+    pub histogram: Histogram<u64>,
+}
+
+/// One thread's measured results.
+pub struct ThreadResult {
+    pub histograms: Vec<Histogram<u64>>,
+    pub ops: [u64; 5],
+    pub errors: [u64; 5],
+    pub bytes: u64,
+    pub not_found: u64,
+    pub lost: u64,
+    pub stale: u64,
+    pub corrupt: u64,
+    /// When the last measured operation completed.
+    pub last: Option<Instant>,
+}
+
+#[derive(Clone, Copy)]
+struct Op {
+    kind: OpKind,
+    index: u64,
+    due: Instant,
+    scan_len: u32,
+}
+
+struct Frame {
+    due: Instant,
+    kind: OpKind,
+    /// Operations in the frame (puts of a BATCH; 1 otherwise).
+    count: u32,
+    /// Inserts among them.
+    inserts: u32,
+    index: u64,
+    /// A read-modify-write whose read has answered and whose write is in flight.
+    rmw_write: bool,
+}
+
+struct Session {
+    wires: Vec<Box<dyn Wire>>,
+    in_flight: Vec<HashMap<u64, Frame>>,
+    /// Puts gathered for the next BATCH frame, per connection.
+    batch: Vec<Vec<Op>>,
+    /// Operations waiting for room on their connection (at most `--pipeline` each).
+    queued: Vec<VecDeque<Op>>,
+}
+
+/// One generator thread.
+pub struct Driver<'a> {
+    plan: &'a Plan<'a>,
+    sessions: Vec<Session>,
+    rng: Rng,
+    chooser: KeyChooser,
+    /// Operation numbers this thread owns: `next_op..end_op` (fills use them as keys).
+    next_op: u64,
+    end_op: u64,
+    /// Open loop: time between this thread's operations, and the due time of the next.
+    interval: Option<Duration>,
+    next_due: Instant,
+    values: Vec<u8>,
+    key: Vec<u8>,
+    keys_buf: Vec<u8>,
+    values_buf: Vec<u8>,
+    fds: Vec<libc::pollfd>,
+    /// Scratch: which connections of a session take frames this round.
+    open: Vec<bool>,
+    result: ThreadResult,
+    tick_ops: u64,
+    tick_errors: u64,
+    tick_histogram: Histogram<u64>,
+    next_tick: Instant,
+}
+
+impl<'a> Driver<'a> {
+    /// A thread with `sessions` sessions and operations `first_op..end_op`, at `rate`
+    /// operations per second (0: closed loop).
+    pub fn new(
+        plan: &'a Plan<'a>,
+        sessions: usize,
+        seed: u64,
+        first_op: u64,
+        end_op: u64,
+        rate: f64,
+    ) -> Result<Self> {
+        let load = plan.load;
+        let mut all = Vec::new();
+        for _ in 0..sessions {
+            let mut wires: Vec<Box<dyn Wire>> = Vec::new();
+            for addr in plan.shard_addrs {
+                wires.push(match plan.protocol {
+                    Protocol::Native => Box::new(Native {
+                        conn: Connection::connect(addr.as_str(), Duration::from_secs(5))
+                            .with_context(|| format!("connecting to {addr}"))?,
+                        check_values: plan.check.is_some(),
+                    }),
+                    Protocol::Resp => Box::new(Resp::connect(
+                        addr,
+                        Duration::from_secs(5),
+                        plan.check.is_some(),
+                    )?),
+                });
+            }
+            let n = wires.len();
+            all.push(Session {
+                wires,
+                in_flight: (0..n).map(|_| HashMap::new()).collect(),
+                batch: (0..n).map(|_| Vec::new()).collect(),
+                queued: (0..n).map(|_| VecDeque::new()).collect(),
+            });
+        }
+        let mut rng = Rng::new(seed);
+        let values: Vec<u8> = (0..load.value_size.max + 4096)
+            .map(|_| (rng.next_u64() >> 56) as u8)
+            .collect();
+        let now = Instant::now();
+        Ok(Self {
+            plan,
+            sessions: all,
+            chooser: plan.chooser.for_thread(first_op),
+            rng,
+            next_op: first_op,
+            end_op,
+            interval: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)),
+            next_due: now,
+            values,
+            key: Vec::with_capacity(load.key_size),
+            keys_buf: Vec::new(),
+            values_buf: Vec::new(),
+            fds: Vec::new(),
+            open: Vec::new(),
+            result: ThreadResult {
+                histograms: OpKind::ALL.iter().map(|_| new_histogram()).collect(),
+                ops: [0; 5],
+                errors: [0; 5],
+                bytes: 0,
+                not_found: 0,
+                lost: 0,
+                stale: 0,
+                corrupt: 0,
+                last: None,
+            },
+            tick_ops: 0,
+            tick_errors: 0,
+            tick_histogram: new_histogram(),
+            next_tick: now + TICK,
+        })
+    }
+
+    /// Runs until every operation is answered (or the deadline passes and the rest are).
+    pub fn run(mut self) -> Result<ThreadResult> {
+        let outcome = self.drive();
+        if outcome.is_err() {
+            self.plan.stop.store(true, Ordering::Relaxed);
+        }
+        self.send_tick();
+        outcome.map(|()| self.result)
+    }
+
+    fn drive(&mut self) -> Result<()> {
+        self.next_due = Instant::now();
+        loop {
+            let now = Instant::now();
+            let mut generating = false;
+            for s in 0..self.sessions.len() {
+                generating |= self.top_up(s, now)?;
+            }
+            let in_flight = self
+                .sessions
+                .iter()
+                .any(|s| s.in_flight.iter().any(|f| !f.is_empty()));
+            if !generating && !in_flight {
+                return Ok(());
+            }
+            if self.plan.stop.load(Ordering::Relaxed) {
+                bail!("stopped: another thread failed");
+            }
+            if self.collect()? == 0 {
+                self.wait(generating)?;
+                self.collect()?;
+            }
+            if Instant::now() >= self.next_tick {
+                self.send_tick();
+            }
+        }
+    }
+
+    /// The next operation, if one is due (open loop) and any are left. Returns `Err(())`
+    /// when the thread has no more operations at all.
+    fn next(&mut self, now: Instant) -> Option<Result<Op, ()>> {
+        if self.next_op >= self.end_op || self.plan.deadline.is_some_and(|d| now >= d) {
+            return Some(Err(()));
+        }
+        let due = match self.interval {
+            Some(interval) => {
+                if self.next_due > now {
+                    return None;
+                }
+                let due = self.next_due;
+                self.next_due += interval;
+                due
+            }
+            None => now,
+        };
+        let spec = self.plan.spec;
+        let keys = self.plan.load.keys;
+        let n = self.next_op;
+        self.next_op += 1;
+        let kind = match spec.total_weight() {
+            0 => OpKind::Get,
+            total => spec.kind_at(self.rng.below(u64::from(total)) as u32),
+        };
+        let index = match (kind, spec.coverage) {
+            (OpKind::Insert, _) => self.plan.inserted.fetch_add(1, Ordering::Relaxed),
+            (_, Coverage::Sequential) => n % keys,
+            (_, Coverage::Permuted) => permute(n, keys),
+            (_, Coverage::Chosen) => {
+                let inserted = self.plan.inserted.load(Ordering::Relaxed);
+                self.chooser.pick(&mut self.rng, inserted)
+            }
+        };
+        let scan_len = if spec.scan_max > spec.scan_min {
+            spec.scan_min + self.rng.below(u64::from(spec.scan_max - spec.scan_min + 1)) as u32
+        } else {
+            spec.scan_max
+        };
+        Some(Ok(Op {
+            kind,
+            index,
+            due,
+            scan_len,
+        }))
+    }
+
+    /// Issues session `s`'s operations while their connections have room. A connection
+    /// takes new frames once half its window is free and then until it is full; operations
+    /// for a full one wait in its queue, and generation stops when a queue holds a window's
+    /// worth. Returns whether the thread still has operations to generate or send.
+    fn top_up(&mut self, s: usize, now: Instant) -> Result<bool> {
+        let pipeline = self.plan.load.pipeline;
+        let resume_at = pipeline - (pipeline / 2).max(1);
+        let wires = self.sessions[s].wires.len();
+        let mut open = std::mem::take(&mut self.open);
+        open.clear();
+        open.extend(
+            self.sessions[s]
+                .in_flight
+                .iter()
+                .map(|f| f.len() <= resume_at),
+        );
+        for (wire, &open) in open.iter().enumerate() {
+            while open && self.has_room(s, wire) {
+                let Some(op) = self.sessions[s].queued[wire].pop_front() else {
+                    break;
+                };
+                self.issue(s, wire, op)?;
+            }
+        }
+        let mut more = true;
+        loop {
+            let op = match self.next(now) {
+                None => break,
+                Some(Err(())) => {
+                    more = false;
+                    break;
+                }
+                Some(Ok(op)) => op,
+            };
+            make_key(op.index, self.plan.load.key_size, &mut self.key);
+            let wire = usize::from(self.plan.topology.shard_of_key(&self.key));
+            if open[wire] && self.sessions[s].queued[wire].is_empty() && self.has_room(s, wire) {
+                self.issue(s, wire, op)?;
+            } else {
+                let queue = &mut self.sessions[s].queued[wire];
+                queue.push_back(op);
+                if queue.len() >= pipeline {
+                    break;
+                }
+            }
+        }
+        self.open = open;
+        for wire in 0..wires {
+            if !self.sessions[s].batch[wire].is_empty() {
+                self.send_batch(s, wire)?;
+            }
+        }
+        for wire in &mut self.sessions[s].wires {
+            wire.flush()?;
+        }
+        Ok(more || self.sessions[s].queued.iter().any(|q| !q.is_empty()))
+    }
+
+    /// Whether connection `wire` of session `s` can take another operation now: a frame
+    /// slot is free, or a BATCH frame is being gathered (it took its slot when it began).
+    fn has_room(&self, s: usize, wire: usize) -> bool {
+        let session = &self.sessions[s];
+        session.in_flight[wire].len() < self.plan.load.pipeline || !session.batch[wire].is_empty()
+    }
+
+    fn issue(&mut self, s: usize, wire: usize, op: Op) -> Result<()> {
+        let key_size = self.plan.load.key_size;
+        make_key(op.index, key_size, &mut self.key);
+        let frame = |count, inserts| Frame {
+            due: op.due,
+            kind: op.kind,
+            count,
+            inserts,
+            index: op.index,
+            rmw_write: false,
+        };
+        let session = &mut self.sessions[s];
+        match op.kind {
+            OpKind::Get | OpKind::Rmw => {
+                let id = session.wires[wire].send_get(&self.key)?;
+                session.in_flight[wire].insert(id, frame(1, 0));
+            }
+            OpKind::Scan => {
+                let id = session.wires[wire].send_scan(&self.key, op.scan_len)?;
+                session.in_flight[wire].insert(id, frame(1, 0));
+            }
+            OpKind::Put | OpKind::Insert => {
+                session.batch[wire].push(op);
+                if session.batch[wire].len() >= self.plan.load.batch {
+                    self.send_batch(s, wire)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the gathered puts of one connection as one frame.
+    fn send_batch(&mut self, s: usize, wire: usize) -> Result<()> {
+        let ops = std::mem::take(&mut self.sessions[s].batch[wire]);
+        let Some(first) = ops.first().copied() else {
+            return Ok(());
+        };
+        let id = self.send_puts(s, wire, &ops)?;
+        let inserts = ops.iter().filter(|o| o.kind == OpKind::Insert).count() as u32;
+        let session = &mut self.sessions[s];
+        session.in_flight[wire].insert(
+            id,
+            Frame {
+                due: first.due,
+                kind: OpKind::Put,
+                count: ops.len() as u32 - inserts,
+                inserts,
+                index: first.index,
+                rmw_write: false,
+            },
+        );
+        let mut ops = ops;
+        ops.clear();
+        session.batch[wire] = ops;
+        Ok(())
+    }
+
+    /// Encodes puts of `ops`' keys with fresh values (stamped under `--verify`).
+    fn send_puts(&mut self, s: usize, wire: usize, ops: &[Op]) -> Result<u64> {
+        let load = self.plan.load;
+        let key_size = load.key_size;
+        self.keys_buf.clear();
+        self.values_buf.clear();
+        let mut lengths = Vec::with_capacity(ops.len());
+        for op in ops {
+            make_key(op.index, key_size, &mut self.key);
+            self.keys_buf.extend_from_slice(&self.key);
+            let len = if load.value_size.max > load.value_size.min {
+                load.value_size.min
+                    + self
+                        .rng
+                        .below((load.value_size.max - load.value_size.min + 1) as u64)
+                        as usize
+            } else {
+                load.value_size.max
+            };
+            let offset = self.rng.below(4096) as usize;
+            let at = self.values_buf.len();
+            self.values_buf
+                .extend_from_slice(&self.values[offset..offset + len]);
+            if load.verify {
+                stamp(&mut self.values_buf[at..], &self.key, self.plan.version);
+            }
+            lengths.push(len);
+            self.result.bytes += (key_size + len) as u64;
+        }
+        let mut at = 0;
+        let puts: Vec<(&[u8], &[u8])> = self
+            .keys_buf
+            .chunks_exact(key_size)
+            .zip(&lengths)
+            .map(|(key, &len)| {
+                let value = &self.values_buf[at..at + len];
+                at += len;
+                (key, value)
+            })
+            .collect();
+        self.sessions[s].wires[wire].send_puts(&puts)
+    }
+
+    /// Receives every answer already arrived (one read per connection); returns how many.
+    fn collect(&mut self) -> Result<usize> {
+        let mut got = 0;
+        let mut now = None;
+        for s in 0..self.sessions.len() {
+            for wire in 0..self.sessions[s].wires.len() {
+                if self.sessions[s].in_flight[wire].is_empty() {
+                    continue;
+                }
+                let mut first = true;
+                loop {
+                    let answer = if first {
+                        self.sessions[s].wires[wire].try_recv()?
+                    } else {
+                        self.sessions[s].wires[wire].try_recv_buffered()?
+                    };
+                    first = false;
+                    let Some((id, outcome)) = answer else {
+                        break;
+                    };
+                    let now = *now.get_or_insert_with(Instant::now);
+                    self.complete(s, wire, id, outcome, now)?;
+                    got += 1;
+                }
+            }
+            // Answers may have opened room; read-modify-writes may have queued writes.
+            for wire in &mut self.sessions[s].wires {
+                wire.flush()?;
+            }
+        }
+        Ok(got)
+    }
+
+    fn complete(
+        &mut self,
+        s: usize,
+        wire: usize,
+        id: u64,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Result<()> {
+        let frame = self.sessions[s].in_flight[wire]
+            .remove(&id)
+            .ok_or_else(|| anyhow!("an answer to unknown request id {id}"))?;
+        if frame.kind == OpKind::Rmw && !frame.rmw_write && !matches!(outcome, Outcome::Error(_)) {
+            // The read answered: now the write, still timed from the read's due time.
+            let op = Op {
+                kind: OpKind::Rmw,
+                index: frame.index,
+                due: frame.due,
+                scan_len: 0,
+            };
+            let id = self.send_puts(s, wire, &[op])?;
+            self.sessions[s].in_flight[wire].insert(
+                id,
+                Frame {
+                    rmw_write: true,
+                    ..frame
+                },
+            );
+            return Ok(());
+        }
+        if let Some(expected) = self.plan.check {
+            self.check(frame.index, &outcome, expected);
+        }
+        let error = matches!(outcome, Outcome::Error(_));
+        if let Outcome::Error(message) = &outcome {
+            if self.result.errors.iter().sum::<u64>() == 0 {
+                eprintln!("server error: {message}");
+            }
+        }
+        let latency = now.saturating_duration_since(frame.due);
+        let ops = u64::from(frame.count) + u64::from(frame.inserts);
+        self.tick_ops += ops;
+        record(&mut self.tick_histogram, latency);
+        if error {
+            self.tick_errors += ops;
+        }
+        if frame.due < self.plan.measure_from {
+            return Ok(());
+        }
+        self.result.last = Some(now);
+        let mut account = |kind: OpKind, n: u32| {
+            if n == 0 {
+                return;
+            }
+            let i = kind.index();
+            self.result.ops[i] += u64::from(n);
+            if error {
+                self.result.errors[i] += u64::from(n);
+            }
+            let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+            let _ = self.result.histograms[i].record_n(ns.clamp(1, 60_000_000_000), u64::from(n));
+        };
+        account(frame.kind, frame.count);
+        account(OpKind::Insert, frame.inserts);
+        match outcome {
+            Outcome::Missing => self.result.not_found += 1,
+            Outcome::Value(_) if frame.kind == OpKind::Get => {
+                self.result.bytes +=
+                    (self.plan.load.key_size + self.plan.load.value_size.max) as u64;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Judges the read-back of key `index` (`--verify`).
+    fn check(&mut self, index: u64, outcome: &Outcome, expected: u32) {
+        make_key(index, self.plan.load.key_size, &mut self.key);
+        let verdict = match outcome {
+            Outcome::Value(Some(summary)) => judge(&self.key, Some(*summary), expected),
+            Outcome::Value(None) => Verdict::Corrupt,
+            Outcome::Missing => Verdict::Lost,
+            // An error is counted as an error, not as a verdict.
+            Outcome::Error(_) => return,
+            Outcome::Ok => Verdict::Corrupt,
+        };
+        let count = match verdict {
+            Verdict::Good => return,
+            Verdict::Lost => &mut self.result.lost,
+            Verdict::Stale => &mut self.result.stale,
+            Verdict::Corrupt => &mut self.result.corrupt,
+        };
+        if *count == 0 {
+            eprintln!(
+                "verify: key {} is {verdict:?}",
+                String::from_utf8_lossy(&self.key)
+            );
+        }
+        *count += 1;
+    }
+
+    /// Sleeps until a connection with frames in flight has bytes, the next scheduled
+    /// operation is due, or the next tick.
+    fn wait(&mut self, generating: bool) -> Result<()> {
+        self.fds.clear();
+        for session in &self.sessions {
+            for (wire, in_flight) in session.wires.iter().zip(&session.in_flight) {
+                if !in_flight.is_empty() {
+                    self.fds.push(libc::pollfd {
+                        fd: wire.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut until = self.next_tick.min(now + RESPONSE_WAIT);
+        if generating && self.interval.is_some() {
+            until = until.min(self.next_due);
+        }
+        let timeout = until.saturating_duration_since(now);
+        if self.fds.is_empty() {
+            std::thread::sleep(timeout);
+            return Ok(());
+        }
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
+        // whole call, and each descriptor belongs to a connection this thread owns.
+        let ready = unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                millis,
+            )
+        };
+        if ready < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error).context("waiting for answers");
+            }
+        }
+        if ready == 0 && timeout >= RESPONSE_WAIT {
+            bail!("no answer from the server within {RESPONSE_WAIT:?}");
+        }
+        Ok(())
+    }
+
+    fn send_tick(&mut self) {
+        let histogram = std::mem::replace(&mut self.tick_histogram, new_histogram());
+        let _ = self.plan.ticks.send(Tick {
+            ops: self.tick_ops,
+            errors: self.tick_errors,
+            histogram,
+        });
+        self.tick_ops = 0;
+        self.tick_errors = 0;
+        self.next_tick = Instant::now() + TICK;
+    }
+}

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 /// How long a thread waits for any answer before it gives up on the server.
 const RESPONSE_WAIT: Duration = Duration::from_secs(30);
-/// How often a thread reports to the live display.
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often a thread reports to the live display (which shows whole seconds: several
+/// reports from every thread fall into each).
+pub const TICK: Duration = Duration::from_millis(200);
 
 /// What all threads of one workload share.
 pub struct Plan<'a> {
@@ -56,7 +57,7 @@ pub struct Plan<'a> {
     pub ticks: flume::Sender<Tick>,
 }
 
-/// One thread's report to the live display, once a second.
+/// One thread's report to the live display, every [`TICK`].
 pub struct Tick {
     pub ops: u64,
     pub errors: u64,
@@ -69,7 +70,8 @@ pub struct ThreadResult {
     pub histograms: Vec<Histogram<u64>>,
     pub ops: [u64; 5],
     pub errors: [u64; 5],
-    pub bytes: u64,
+    /// Key and value bytes written (puts) or read (found values), per kind.
+    pub bytes: [u64; 5],
     pub not_found: u64,
     pub lost: u64,
     pub stale: u64,
@@ -96,6 +98,8 @@ struct Frame {
     index: u64,
     /// A read-modify-write whose read has answered and whose write is in flight.
     rmw_write: bool,
+    /// Key and value bytes of the puts of this frame (BATCH frames).
+    bytes: u64,
 }
 
 struct Session {
@@ -194,7 +198,7 @@ impl<'a> Driver<'a> {
                 histograms: OpKind::ALL.iter().map(|_| new_histogram()).collect(),
                 ops: [0; 5],
                 errors: [0; 5],
-                bytes: 0,
+                bytes: [0; 5],
                 not_found: 0,
                 lost: 0,
                 stale: 0,
@@ -368,6 +372,7 @@ impl<'a> Driver<'a> {
             inserts,
             index: op.index,
             rmw_write: false,
+            bytes: 0,
         };
         let session = &mut self.sessions[s];
         match op.kind {
@@ -395,7 +400,7 @@ impl<'a> Driver<'a> {
         let Some(first) = ops.first().copied() else {
             return Ok(());
         };
-        let id = self.send_puts(s, wire, &ops)?;
+        let (id, bytes) = self.send_puts(s, wire, &ops)?;
         let inserts = ops.iter().filter(|o| o.kind == OpKind::Insert).count() as u32;
         let session = &mut self.sessions[s];
         session.in_flight[wire].insert(
@@ -407,6 +412,7 @@ impl<'a> Driver<'a> {
                 inserts,
                 index: first.index,
                 rmw_write: false,
+                bytes,
             },
         );
         let mut ops = ops;
@@ -415,8 +421,9 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Encodes puts of `ops`' keys with fresh values (stamped under `--verify`).
-    fn send_puts(&mut self, s: usize, wire: usize, ops: &[Op]) -> Result<u64> {
+    /// Encodes puts of `ops`' keys with fresh values (stamped under `--verify`); returns the
+    /// frame's id and its key and value bytes.
+    fn send_puts(&mut self, s: usize, wire: usize, ops: &[Op]) -> Result<(u64, u64)> {
         let load = self.plan.load;
         let key_size = load.key_size;
         self.keys_buf.clear();
@@ -442,7 +449,6 @@ impl<'a> Driver<'a> {
                 stamp(&mut self.values_buf[at..], &self.key, self.plan.version);
             }
             lengths.push(len);
-            self.result.bytes += (key_size + len) as u64;
         }
         let mut at = 0;
         let puts: Vec<(&[u8], &[u8])> = self
@@ -455,7 +461,9 @@ impl<'a> Driver<'a> {
                 (key, value)
             })
             .collect();
-        self.sessions[s].wires[wire].send_puts(&puts)
+        let id = self.sessions[s].wires[wire].send_puts(&puts)?;
+        let bytes = (ops.len() * key_size + lengths.iter().sum::<usize>()) as u64;
+        Ok((id, bytes))
     }
 
     /// Receives every answer already arrived (one read per connection); returns how many.
@@ -510,11 +518,12 @@ impl<'a> Driver<'a> {
                 due: frame.due,
                 scan_len: 0,
             };
-            let id = self.send_puts(s, wire, &[op])?;
+            let (id, bytes) = self.send_puts(s, wire, &[op])?;
             self.sessions[s].in_flight[wire].insert(
                 id,
                 Frame {
                     rmw_write: true,
+                    bytes,
                     ..frame
                 },
             );
@@ -554,14 +563,17 @@ impl<'a> Driver<'a> {
         };
         account(frame.kind, frame.count);
         account(OpKind::Insert, frame.inserts);
-        match outcome {
-            Outcome::Missing => self.result.not_found += 1,
-            Outcome::Value(_) if frame.kind == OpKind::Get => {
-                self.result.bytes +=
-                    (self.plan.load.key_size + self.plan.load.value_size.max) as u64;
+        let key_size = self.plan.load.key_size as u64;
+        let bytes = match outcome {
+            Outcome::Missing => {
+                self.result.not_found += 1;
+                0
             }
-            _ => {}
-        }
+            Outcome::Value { len, .. } => key_size + len as u64,
+            _ => frame.bytes,
+        };
+        // Inserts' bytes are counted with the puts of their frame.
+        self.result.bytes[frame.kind.index()] += bytes;
         Ok(())
     }
 
@@ -569,8 +581,11 @@ impl<'a> Driver<'a> {
     fn check(&mut self, index: u64, outcome: &Outcome, expected: u32) {
         make_key(index, self.plan.load.key_size, &mut self.key);
         let verdict = match outcome {
-            Outcome::Value(Some(summary)) => judge(&self.key, Some(*summary), expected),
-            Outcome::Value(None) => Verdict::Corrupt,
+            Outcome::Value {
+                summary: Some(summary),
+                ..
+            } => judge(&self.key, Some(*summary), expected),
+            Outcome::Value { summary: None, .. } => Verdict::Corrupt,
             Outcome::Missing => Verdict::Lost,
             // An error is counted as an error, not as a verdict.
             Outcome::Error(_) => return,

@@ -32,6 +32,8 @@ pub struct RunArgs {
     /// Server to drive: `ringkv://HOST:PORT` (any of the node's ports; the native protocol,
     /// shard-aware) or `redis://HOST:PORT` (RESP: GET and SET, for redis-server and other
     /// Redis-protocol servers; a write frame of --batch puts is --batch pipelined SETs).
+    /// `embedded://DIR` runs the storage engine in-process instead (no server, no network;
+    /// the fill and read workloads only).
     #[arg(long, value_name = "URL")]
     pub target: String,
     #[command(flatten)]
@@ -246,6 +248,8 @@ pub struct OpResult {
     pub op: &'static str,
     pub ops: u64,
     pub ops_per_sec: f64,
+    /// Key and value bytes written or read, in MB (10^6) per second.
+    pub mb_per_sec: f64,
     pub errors: u64,
     #[serde(flatten)]
     pub latency: LatencySummary,
@@ -253,6 +257,9 @@ pub struct OpResult {
 
 /// Entry point of `ringkv-bench run`.
 pub fn run(args: RunArgs) -> Result<()> {
+    if let Some(dir) = args.target.strip_prefix("embedded://") {
+        return run_embedded(&args, dir);
+    }
     let results = run_all(&args)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&results)?;
@@ -271,6 +278,64 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("verification failed: {lost} lost, {stale} stale, {corrupt} corrupt values");
     }
     Ok(())
+}
+
+/// `--target embedded://DIR`: the storage engine in-process, one database per shard, no
+/// network (the `embedded` subcommand, with these flags translated; `--pipeline` becomes
+/// the operations in flight per shard). An empty DIR means a temporary directory.
+fn run_embedded(args: &RunArgs, dir: &str) -> Result<()> {
+    use crate::workload::Workload;
+    let load = &args.load;
+    load.check()?;
+    let workloads = load
+        .workloads()
+        .iter()
+        .map(|name| match name.as_str() {
+            "fillseq" => Ok(Workload::FillSeq),
+            "fillrandom" => Ok(Workload::FillRandom),
+            "overwrite" => Ok(Workload::Overwrite),
+            "readrandom" => Ok(Workload::ReadRandom),
+            other => bail!(
+                "workload {other:?} is not available with embedded:// (fillseq, fillrandom, \
+                 overwrite, readrandom)"
+            ),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let unsupported = [
+        (load.mix.is_some(), "--mix"),
+        (
+            load.distribution
+                .is_some_and(|d| d != Distribution::Uniform),
+            "--distribution",
+        ),
+        (
+            load.value_size.min != load.value_size.max,
+            "a --value-size range",
+        ),
+        (load.rate > 0, "--rate"),
+        (load.duration.is_some(), "--duration"),
+        (load.warmup > 0.0, "--warmup"),
+        (load.verify, "--verify"),
+        (args.report.is_some(), "--report"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+        bail!("{flag} is not available with embedded:// targets");
+    }
+    crate::embedded::run(crate::embedded::EmbeddedArgs {
+        workload: workloads,
+        num: load.ops.unwrap_or(load.keys),
+        key_space: Some(load.keys),
+        key_size: load.key_size,
+        value_size: load.value_size.max,
+        shards: None,
+        durability: ringkv_engine::wal::Durability::Sync,
+        concurrency: load.pipeline,
+        dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+        keep: !dir.is_empty(),
+        memory_mb: None,
+        seed: load.seed,
+        json: args.json.clone(),
+    })
 }
 
 /// Which protocol a target speaks.
@@ -489,7 +554,8 @@ impl Target<'_> {
             OpKind::ALL.iter().map(|_| new_histogram()).collect();
         let mut ops = [0u64; 5];
         let mut errors = [0u64; 5];
-        let (mut bytes, mut not_found, mut lost, mut stale, mut corrupt) = (0, 0, 0, 0, 0);
+        let mut bytes = [0u64; 5];
+        let (mut not_found, mut lost, mut stale, mut corrupt) = (0, 0, 0, 0);
         let mut last = measure_from;
         let mut first_error = None;
         for outcome in outcomes {
@@ -507,7 +573,9 @@ impl Target<'_> {
                 ops[i] += r.ops[i];
                 errors[i] += r.errors[i];
             }
-            bytes += r.bytes;
+            for (total, b) in bytes.iter_mut().zip(r.bytes) {
+                *total += b;
+            }
             not_found += r.not_found;
             lost += r.lost;
             stale += r.stale;
@@ -535,6 +603,7 @@ impl Target<'_> {
                 op: k.name(),
                 ops: ops[k.index()],
                 ops_per_sec: ops[k.index()] as f64 / seconds,
+                mb_per_sec: bytes[k.index()] as f64 / seconds / 1e6,
                 errors: errors[k.index()],
                 latency: LatencySummary::of(&histograms[k.index()]),
             })
@@ -545,7 +614,7 @@ impl Target<'_> {
             ops: total,
             seconds,
             ops_per_sec: total as f64 / seconds,
-            mb_per_sec: bytes as f64 / seconds / 1e6,
+            mb_per_sec: bytes.iter().sum::<u64>() as f64 / seconds / 1e6,
             errors: errors.iter().sum(),
             not_found,
             lost,
@@ -596,17 +665,27 @@ fn print_result(r: &RunResult) {
         r.errors,
         r.not_found
     );
-    if r.per_op.len() > 1 {
+    if !r.per_op.is_empty() {
         println!(
-            "  {:<7} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-            "op", "ops", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors"
+            "  {:<7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "op",
+            "ops",
+            "ops/s",
+            "MB/s",
+            "p50 us",
+            "p90 us",
+            "p99 us",
+            "p99.9 us",
+            "max us",
+            "errors"
         );
         for op in &r.per_op {
             println!(
-                "  {:<7} {:>10} {:>11.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7}",
+                "  {:<7} {:>10} {:>11.0} {:>8.1} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7}",
                 op.op,
                 op.ops,
                 op.ops_per_sec,
+                op.mb_per_sec,
                 op.latency.latency_us_p50,
                 op.latency.latency_us_p90,
                 op.latency.latency_us_p99,

@@ -27,9 +27,12 @@ use std::time::Duration;
 pub enum Outcome {
     /// Done (a write applied).
     Ok,
-    /// A read found its key; what its value says about itself (see [`crate::verify`]),
-    /// if the connection was asked to check values.
-    Value(Option<ValueSummary>),
+    /// A read found its key: the value's length, and what the value says about itself (see
+    /// [`crate::verify`]) if the connection was asked to check values.
+    Value {
+        len: usize,
+        summary: Option<ValueSummary>,
+    },
     /// A read of a key that does not exist.
     Missing,
     /// The server answered with an error.
@@ -64,7 +67,13 @@ fn native_outcome(check: bool) -> impl Fn(u64, Response<'_>) -> (u64, Outcome) {
     move |id, response| match response {
         Response::Error { code, message } => (id, Outcome::Error(format!("{code}: {message}"))),
         Response::Value(None) => (id, Outcome::Missing),
-        Response::Value(Some(value)) => (id, Outcome::Value(check.then(|| summarize(value)))),
+        Response::Value(Some(value)) => (
+            id,
+            Outcome::Value {
+                len: value.len(),
+                summary: check.then(|| summarize(value)),
+            },
+        ),
         _ => (id, Outcome::Ok),
     }
 }
@@ -128,7 +137,7 @@ struct Pending {
     /// The first error among its replies.
     error: Option<String>,
     missing: bool,
-    value: Option<Option<ValueSummary>>,
+    value: Option<(usize, Option<ValueSummary>)>,
 }
 
 /// The Redis protocol (RESP2): GET and SET, pipelined.
@@ -227,7 +236,7 @@ impl Resp {
                     front.error.get_or_insert(message);
                 }
                 Reply::Nil => front.missing = true,
-                Reply::Value(summary) => front.value = Some(summary),
+                Reply::Value { len, summary } => front.value = Some((len, summary)),
                 Reply::Other => {}
             }
             front.replies -= 1;
@@ -237,9 +246,10 @@ impl Resp {
                     (Some(e), _, _) => Outcome::Error(e),
                     (None, true, _) => Outcome::Missing,
                     // A group of one GET: its value; a group of SETs: done.
-                    (None, false, Some(summary)) if done.replies_total == 1 => {
-                        Outcome::Value(summary)
-                    }
+                    (None, false, Some(summary)) if done.replies_total == 1 => Outcome::Value {
+                        len: summary.0,
+                        summary: summary.1,
+                    },
                     (None, false, _) => Outcome::Ok,
                 };
                 return Ok(Some((done.id, outcome)));
@@ -383,8 +393,11 @@ enum Reply {
     Error(String),
     /// A nil bulk string or array (`$-1`, `*-1`): GET of a missing key.
     Nil,
-    /// A bulk string (a GET's value), summarized if asked.
-    Value(Option<ValueSummary>),
+    /// A bulk string (a GET's value): its length, and its summary if asked.
+    Value {
+        len: usize,
+        summary: Option<ValueSummary>,
+    },
     /// Anything else (`+OK`, an integer, an array).
     Other,
 }
@@ -433,7 +446,8 @@ fn parse_at(b: &[u8], depth: usize, check: bool) -> Result<Option<(Reply, usize)
                 bail!("a RESP bulk string not followed by CRLF");
             }
             let value = &b[after..after + n];
-            Ok(Some((Reply::Value(check.then(|| summarize(value))), total)))
+            let summary = check.then(|| summarize(value));
+            Ok(Some((Reply::Value { len: n, summary }, total)))
         }
         b'*' => {
             let n = parse_int(line)?;
@@ -476,11 +490,20 @@ mod tests {
             (b"$-1\r\n", Reply::Nil),
             (
                 b"$5\r\nhe\r\no\r\n",
-                Reply::Value(Some(summarize(b"he\r\no"))),
+                Reply::Value {
+                    len: 5,
+                    summary: Some(summarize(b"he\r\no")),
+                },
             ),
             (b":42\r\n", Reply::Other),
             (b"*2\r\n$1\r\na\r\n*-1\r\n", Reply::Other),
-            (b"$0\r\n\r\n", Reply::Value(Some(summarize(b"")))),
+            (
+                b"$0\r\n\r\n",
+                Reply::Value {
+                    len: 0,
+                    summary: Some(summarize(b"")),
+                },
+            ),
         ];
         for (bytes, expected) in stream {
             for cut in 0..bytes.len() {

@@ -141,3 +141,37 @@ fn a_timed_run_lasts_its_duration_after_the_warmup() {
         .iter()
         .all(|s| s["ops_per_sec"].as_f64().unwrap() > 0.0));
 }
+
+#[test]
+fn the_embedded_target_runs_the_engine_in_process() {
+    let run = |args: &[&str]| {
+        Command::new(bench_binary())
+            .args(["run", "--target", "embedded://"])
+            .args(args)
+            .output()
+            .expect("running ringkv-bench")
+    };
+    let output = run(&[
+        "--workload",
+        "fillseq,readrandom",
+        "--keys",
+        "3000",
+        "--pipeline",
+        "8",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = stdout
+        .lines()
+        .find(|l| l.starts_with("readrandom"))
+        .unwrap_or_else(|| panic!("no readrandom line: {stdout}"));
+    // fillseq wrote every key of the space, so every random read finds its key.
+    assert!(read.contains("found 3000, not found 0"), "{read}");
+    let refused = run(&["--workload", "ycsb-a", "--keys", "100"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not available with embedded://"));
+}

@@ -434,14 +434,14 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
     // Version stamped by writes (--verify): one more per writing workload; the read-back
     // expects at least the version of the last fill that covered every key.
     let (mut version, mut expected) = (0u32, 0u32);
-    for spec in &specs {
+    for (position, spec) in specs.iter().enumerate() {
         if !spec.writes() && load.settle > 0 && protocol == Protocol::Native {
             settle(&addr, Duration::from_secs(load.settle))?;
         }
         if spec.writes() {
             version += 1;
         }
-        let result = target.run_workload(spec, version, None)?;
+        let result = target.run_workload(spec, position as u32, version, None)?;
         if spec.covers_every_key() && result.ops >= load.keys {
             expected = version;
         }
@@ -450,7 +450,7 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
     }
     if load.verify {
         let spec = Spec::parse("readseq", None, None, load.scan_length)?;
-        let mut result = target.run_workload(&spec, version, Some(expected))?;
+        let mut result = target.run_workload(&spec, specs.len() as u32, version, Some(expected))?;
         result.workload = "verify".into();
         print_result(&result);
         println!(
@@ -472,7 +472,15 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn run_workload(&self, spec: &Spec, version: u32, check: Option<u32>) -> Result<RunResult> {
+    /// Runs `spec`, the workload at `position` in the list (which seeds its choices, so
+    /// that consecutive random workloads do not repeat each other's keys).
+    fn run_workload(
+        &self,
+        spec: &Spec,
+        position: u32,
+        version: u32,
+        check: Option<u32>,
+    ) -> Result<RunResult> {
         let load = &self.args.load;
         let threads = load.threads();
         // The read-back reads every key once; --duration does not apply to it.
@@ -523,10 +531,9 @@ impl Target<'_> {
                     };
                     let sessions =
                         load.connections / threads + usize::from(t < load.connections % threads);
-                    let seed =
-                        crate::keys::mix64(
-                            load.seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                        ) ^ crate::keys::mix64(u64::from(version) << 32 | check.map_or(0, |_| 1));
+                    let seed = crate::keys::mix64(
+                        load.seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    ) ^ crate::keys::mix64(u64::from(position) << 32 | 0x5EED);
                     let rate = load.rate as f64 / threads as f64;
                     std::thread::Builder::new()
                         .name(format!("ringkv-bench-{t}"))

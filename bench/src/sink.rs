@@ -9,9 +9,9 @@
 //! (nothing is kept), GET and MGET return a fixed value of `--value-size` bytes for every
 //! key, SCAN returns an empty, complete page, PING echoes, STATS reports request counts.
 //!
-//! One thread per connection with blocking I/O: each read takes whatever frames have arrived
-//! and one write sends all their answers, which is the cheapest way to serve a handful of
-//! pipelined connections. Bounds: frames larger than `--max-frame-bytes` close the
+//! Worker threads (one per core by default) each serve their connections from one `poll(2)`
+//! loop: a read takes whatever frames have arrived and one write sends all their answers.
+//! Acceptor threads (one per port) do the handshake and hand connections out round-robin. Bounds: frames larger than `--max-frame-bytes` close the
 //! connection (after an error answer), and at most `--max-connections` are served at once.
 
 use anyhow::{bail, Context, Result};
@@ -24,6 +24,7 @@ use ringkv_proto::{
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,10 @@ pub struct SinkArgs {
     /// Connections served at once; more are refused.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Worker threads, each serving its connections from one poll loop [default: one per
+    /// core].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// What every connection thread shares.
@@ -94,11 +99,23 @@ pub fn run(args: SinkArgs) -> Result<()> {
         "sink listening on {} (shard ports {:?}); it stores nothing",
         args.listen, shard_ports
     );
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut senders = Vec::new();
+    for _ in 0..threads {
+        let (tx, rx) = flume::unbounded();
+        let shared = shared.clone();
+        std::thread::spawn(move || worker(&shared, &rx));
+        senders.push(tx);
+    }
     let mut acceptors = Vec::new();
     for (shard, listener) in listeners {
         let shared = shared.clone();
+        let senders = senders.clone();
         acceptors.push(std::thread::spawn(move || {
-            accept_loop(&shared, shard, listener)
+            accept_loop(&shared, shard, listener, &senders)
         }));
     }
     for acceptor in acceptors {
@@ -111,7 +128,13 @@ fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).with_context(|| format!("binding {addr}"))
 }
 
-fn accept_loop(shared: &Arc<Shared>, shard: u16, listener: TcpListener) {
+fn accept_loop(
+    shared: &Arc<Shared>,
+    shard: u16,
+    listener: TcpListener,
+    workers: &[flume::Sender<Conn>],
+) {
+    let mut next = 0usize;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         if shared.connections.fetch_add(1, Ordering::AcqRel) >= shared.args.max_connections {
@@ -119,12 +142,67 @@ fn accept_loop(shared: &Arc<Shared>, shard: u16, listener: TcpListener) {
             refuse(stream, shard, shared.args.shards);
             continue;
         }
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            // A connection ends when its client leaves or misbehaves; nothing to report.
-            let _ = serve(&shared, shard, stream);
+        // The handshake is short and bounded by a timeout; then a worker takes over.
+        let handed = match handshake(shared, shard, stream) {
+            Ok(Some(conn)) => {
+                next = (next + 1) % workers.len();
+                workers[next].send(conn).is_ok()
+            }
+            Ok(None) | Err(_) => false,
+        };
+        if !handed {
             shared.connections.fetch_sub(1, Ordering::AcqRel);
-        });
+        }
+    }
+}
+
+/// One connection after its handshake.
+struct Conn {
+    stream: TcpStream,
+    shard: u16,
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+/// A worker: serves its connections from one `poll(2)` loop.
+fn worker(shared: &Shared, incoming: &flume::Receiver<Conn>) {
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut out = Vec::with_capacity(256 << 10);
+    let decoder = FrameDecoder::new(shared.args.max_frame_bytes);
+    loop {
+        while let Ok(conn) = incoming.try_recv() {
+            conns.push(conn);
+        }
+        if conns.is_empty() {
+            match incoming.recv() {
+                Ok(conn) => conns.push(conn),
+                Err(_) => return,
+            }
+            continue;
+        }
+        fds.clear();
+        fds.extend(conns.iter().map(|c| libc::pollfd {
+            fd: c.stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
+        // whole call, and each descriptor belongs to a stream in `conns`, alive meanwhile.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) };
+        if ready <= 0 {
+            continue;
+        }
+        let mut closed = Vec::new();
+        for (i, fd) in fds.iter().enumerate() {
+            if fd.revents != 0 && serve_ready(shared, &decoder, &mut conns[i], &mut out).is_err() {
+                closed.push(i);
+            }
+        }
+        for i in closed.into_iter().rev() {
+            conns.swap_remove(i);
+            shared.connections.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -143,7 +221,8 @@ fn refuse(mut stream: TcpStream, shard: u16, shard_count: u16) {
     let _ = stream.write_all(&answer);
 }
 
-fn serve(shared: &Shared, shard: u16, mut stream: TcpStream) -> std::io::Result<()> {
+/// Reads the client hello and answers it; `None` if the connection is refused.
+fn handshake(shared: &Shared, shard: u16, mut stream: TcpStream) -> std::io::Result<Option<Conn>> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut greeting = [0u8; CLIENT_HELLO_BYTES];
@@ -156,57 +235,68 @@ fn serve(shared: &Shared, shard: u16, mut stream: TcpStream) -> std::io::Result<
     let max = shared.args.max_frame_bytes;
     stream.write_all(&hello(status, max, shard, shared.args.shards).encode())?;
     if status != ErrorCode::OK {
-        return Ok(());
+        return Ok(None);
     }
     stream.set_read_timeout(None)?;
-    let decoder = FrameDecoder::new(max);
-    let mut buf = vec![0u8; 256 << 10];
-    let mut filled = 0;
-    let mut out = Vec::with_capacity(256 << 10);
-    loop {
-        let n = stream.read(&mut buf[filled..])?;
-        if n == 0 {
-            return Ok(());
-        }
-        filled += n;
-        let mut at = 0;
-        let mut close = false;
-        let mut requests = 0;
-        while at < filled {
-            match decoder.next(&buf[at..filled]) {
-                Ok(Decoded::Frame(frame, used)) => {
-                    at += used;
-                    requests += 1;
-                    answer(
-                        shared,
-                        frame.header.request_id,
-                        frame.header.opcode,
-                        frame.body,
-                        &mut out,
-                    );
+    Ok(Some(Conn {
+        stream,
+        shard,
+        buf: vec![0u8; 64 << 10],
+        filled: 0,
+    }))
+}
+
+/// Reads what `conn` has and answers every whole frame with one write. An error, the client
+/// leaving, or a malformed frame (after its error answer) ends the connection.
+fn serve_ready(
+    shared: &Shared,
+    decoder: &FrameDecoder,
+    conn: &mut Conn,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let n = conn.stream.read(&mut conn.buf[conn.filled..])?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    conn.filled += n;
+    let mut at = 0;
+    let mut close = false;
+    let mut requests = 0;
+    out.clear();
+    while at < conn.filled {
+        match decoder.next(&conn.buf[at..conn.filled]) {
+            Ok(Decoded::Frame(frame, used)) => {
+                at += used;
+                requests += 1;
+                answer(
+                    shared,
+                    frame.header.request_id,
+                    frame.header.opcode,
+                    frame.body,
+                    out,
+                );
+            }
+            Ok(Decoded::Incomplete { needed }) => {
+                if needed > conn.buf.len() {
+                    conn.buf.resize(needed, 0);
                 }
-                Ok(Decoded::Incomplete { needed }) => {
-                    if needed > buf.len() {
-                        buf.resize(needed, 0);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    encode_error(&mut out, 0, 0, e.code(), &e.to_string());
-                    close = true;
-                    break;
-                }
+                break;
+            }
+            Err(e) => {
+                encode_error(out, 0, 0, e.code(), &e.to_string());
+                close = true;
+                break;
             }
         }
-        shared.requests[usize::from(shard)].fetch_add(requests, Ordering::Relaxed);
-        stream.write_all(&out)?;
-        out.clear();
-        if close {
-            return Ok(());
-        }
-        buf.copy_within(at..filled, 0);
-        filled -= at;
     }
+    shared.requests[usize::from(conn.shard)].fetch_add(requests, Ordering::Relaxed);
+    conn.stream.write_all(out)?;
+    if close {
+        return Err(std::io::ErrorKind::InvalidData.into());
+    }
+    conn.buf.copy_within(at..conn.filled, 0);
+    conn.filled -= at;
+    Ok(())
 }
 
 /// Appends the answer to one request frame.

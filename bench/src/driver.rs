@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 /// How long a thread waits for any answer before it gives up on the server.
 const RESPONSE_WAIT: Duration = Duration::from_secs(30);
+/// Under `--rate`, the longest a partly gathered BATCH frame waits for more puts.
+const BATCH_WAIT_MAX: Duration = Duration::from_millis(10);
 /// How often a thread reports to the live display (which shows whole seconds: several
 /// reports from every thread fall into each).
 pub const TICK: Duration = Duration::from_millis(200);
@@ -367,8 +369,15 @@ impl<'a> Driver<'a> {
             }
         }
         self.open = open;
+        // A partly gathered BATCH goes out at the end of a round in closed loop. Under
+        // --rate it waits to fill (its latency counts from its first operation) unless
+        // that operation has waited BATCH_WAIT_MAX or no more operations will come.
         for wire in 0..wires {
-            if !self.sessions[s].batch[wire].is_empty() {
+            let waited_enough = self.sessions[s].batch[wire]
+                .first()
+                .is_some_and(|op| now.saturating_duration_since(op.due) >= BATCH_WAIT_MAX);
+            let send = self.interval.is_none() || !more || waited_enough;
+            if send && !self.sessions[s].batch[wire].is_empty() {
                 self.send_batch(s, wire)?;
             }
         }

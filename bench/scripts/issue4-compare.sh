@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Issue 4 (the load generator's own ceiling), in one session on one machine:
+#   1. against redis-server 7 (Debian, --save '' --appendonly yes --appendfsync everysec):
+#      redis-benchmark -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000, then
+#      ringkv-bench run --target redis:// with the same shape (SETs then GETs of random keys
+#      of a 10,000,000-key space, 100-byte values, 64 in flight on each of 50 connections);
+#      ringkv-bench gets --threads 1 like redis-benchmark, so both leave the other core to
+#      redis-server;
+#   2. ringkv-bench against ringkv-server (--shards 2 --durability sync) and against
+#      ringkv-bench sink (2 shards, stores nothing), same workloads.
+# Usage: bench/scripts/issue4-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LOG=${1:-/tmp/issue4-compare.log}
+REDIS_PORT=${REDIS_PORT:-6393}
+RINGKV_PORT=${RINGKV_PORT:-7180}
+SINK_PORT=${SINK_PORT:-7190}
+exec > >(tee "$LOG") 2>&1
+
+echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+cargo build --release -p ringkv-server -p ringkv-bench 2>&1 | tail -1
+SERVER=target/release/ringkv-server
+BENCH=target/release/ringkv-bench
+PIDS=()
+DIRS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for d in "${DIRS[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
+
+echo "## redis-server $(redis-server --version | awk '{print $3}')"
+RDIR=$(mktemp -d); DIRS+=("$RDIR")
+redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly yes --appendfsync everysec --daemonize yes >/dev/null
+wait_port "$REDIS_PORT"
+CMD="redis-benchmark -p $REDIS_PORT -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q"
+echo "+ $CMD"; $CMD 2>&1 | tr '\r' '\n' | grep -E "requests per second"
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+CMD="$BENCH run --target redis://127.0.0.1:$REDIS_PORT --workload overwrite,readrandom --keys 10000000 --ops 2000000 --value-size 100 --batch 1 --pipeline 64 --connections 50 --threads 1 --json /tmp/issue4-redis.json"
+echo "+ $CMD"; $CMD 2>/dev/null | grep -E "^(overwrite|readrandom)"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+
+echo "## ringkv-server --shards 2 --durability sync, then ringkv-bench sink --shards 2"
+DDIR=$(mktemp -d); DIRS+=("$DDIR")
+$SERVER --data-dir "$DDIR" --listen 127.0.0.1:$RINGKV_PORT --shards 2 --durability sync --log warn &
+PIDS+=($!)
+$BENCH sink --listen 127.0.0.1:$SINK_PORT --shards 2 >/dev/null &
+PIDS+=($!)
+wait_port $((RINGKV_PORT + 2)); wait_port $((SINK_PORT + 2))
+for T in "ringkv://127.0.0.1:$RINGKV_PORT" "ringkv://127.0.0.1:$SINK_PORT"; do
+    CMD="$BENCH run --target $T --workload fillrandom,readrandom --keys 2000000 --batch 100 --pipeline 64 --connections 4 --settle 120"
+    echo "+ $CMD"; $CMD 2>/dev/null | grep -E "^(fillrandom|readrandom|settled)"
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

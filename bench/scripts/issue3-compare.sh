@@ -4,7 +4,8 @@
 #           redis-benchmark -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000
 #   ringkv: ringkv-server --shards 2 --durability sync, driven by ringkv-bench run
 #           (16-byte keys, 100-byte values, BATCH of --batch puts, --pipeline frames in
-#           flight per connection), then pipelined point GETs of the keys written, then a
+#           flight per connection), then pipelined point GETs of the keys written (once the
+#           server has finished compacting the fill: --settle), then a
 #           durable ingest at half the measured peak rate for the p99 write latency.
 # Usage: bench/scripts/issue3-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
 set -euo pipefail
@@ -15,6 +16,7 @@ BATCH=${BATCH:-100}
 PIPELINE=${PIPELINE:-16}
 CONNECTIONS=${CONNECTIONS:-2}
 READ_PIPELINE=${READ_PIPELINE:-64}
+READ_CONNECTIONS=${READ_CONNECTIONS:-4}
 REDIS_PORT=${REDIS_PORT:-6390}
 RINGKV_PORT=${RINGKV_PORT:-7170}
 exec > >(tee "$LOG") 2>&1
@@ -40,11 +42,11 @@ SPID=$!
 trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
 for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((RINGKV_PORT + 2))) 2>/dev/null && break; sleep 0.1; done
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --json /tmp/issue3-fill.json"
-echo "+ $CMD"; $CMD
-CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $CONNECTIONS --json /tmp/issue3-read.json"
-echo "+ $CMD"; $CMD
+echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
+CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $READ_CONNECTIONS --settle 120 --json /tmp/issue3-read.json"
+echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
 PEAK=$(python3 -c "import json;print(int(json.load(open('/tmp/issue3-fill.json'))[0]['ops_per_sec']))")
 HALF=$((PEAK / 2))
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --rate $HALF --json /tmp/issue3-half.json"
-echo "+ $CMD"; $CMD
+echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
 kill -TERM $SPID; wait $SPID; echo "server exit code $?"

@@ -76,18 +76,20 @@ impl<F: FileSystem> Version<F> {
         Version { levels }
     }
 
-    /// Looks `key` up as of `snapshot`: the newest version found, level by level. `hash` is
-    /// the key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
+    /// Looks `key` up as of `snapshot`: the kind of the newest version found, level by
+    /// level, with its value appended to `out` if it is a [`ValueKind::Put`]. `hash` is the
+    /// key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
     /// before its index or any block.
-    pub async fn get_hashed(
+    pub async fn get_into(
         &self,
         key: &[u8],
         hash: u32,
         snapshot: SeqNo,
-    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        out: &mut Vec<u8>,
+    ) -> Result<Option<ValueKind>> {
         for f in &self.levels[0] {
             if f.smallest_user() <= key && key <= f.largest_user() {
-                if let Some(found) = f.table.get_hashed(key, hash, snapshot).await? {
+                if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                     return Ok(Some(found));
                 }
             }
@@ -96,7 +98,7 @@ impl<F: FileSystem> Version<F> {
             let i = files.partition_point(|f| f.largest_user() < key);
             if let Some(f) = files.get(i) {
                 if f.smallest_user() <= key {
-                    if let Some(found) = f.table.get_hashed(key, hash, snapshot).await? {
+                    if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                         return Ok(Some(found));
                     }
                 }

@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::io::FileSystem;
-use crate::key::{user_key, SeqNo, ValueKind};
+use crate::key::{compare_bytes, user_key, SeqNo, ValueKind};
 use crate::manifest::{FileInfo, LEVELS};
 use crate::sstable::Table;
 use std::rc::Rc;
@@ -87,17 +87,21 @@ impl<F: FileSystem> Version<F> {
         snapshot: SeqNo,
         out: &mut Vec<u8>,
     ) -> Result<Option<ValueKind>> {
+        // `compare_bytes` rather than slice comparison: these short keys compare faster as
+        // words than through `memcmp`.
         for f in &self.levels[0] {
-            if f.smallest_user() <= key && key <= f.largest_user() {
+            if compare_bytes(f.smallest_user(), key).is_le()
+                && compare_bytes(key, f.largest_user()).is_le()
+            {
                 if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                     return Ok(Some(found));
                 }
             }
         }
         for files in self.levels.iter().skip(1) {
-            let i = files.partition_point(|f| f.largest_user() < key);
+            let i = files.partition_point(|f| compare_bytes(f.largest_user(), key).is_lt());
             if let Some(f) = files.get(i) {
-                if f.smallest_user() <= key {
+                if compare_bytes(f.smallest_user(), key).is_le() {
                     if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                         return Ok(Some(found));
                     }

@@ -6,6 +6,8 @@
 //! attribute inclusive cost to it:
 //! - `phase_get_found`: `N` gets of present keys (random order, block cache warm),
 //! - `phase_get_missing`: `N` gets of absent keys that fall inside the files' key ranges,
+//! - `phase_get_into_found`: the gets of `phase_get_found` through `Db::get_into` with one
+//!   reused buffer,
 //! - `phase_memtable_insert`: `N` inserts into a fresh memtable.
 //!
 //! Usage: `cargo run --release -p ringkv-engine --example point_ops -- [N]`, or under
@@ -87,6 +89,7 @@ macro_rules! measured_future {
 }
 measured_future!(PhaseGetFound);
 measured_future!(PhaseGetMissing);
+measured_future!(PhaseGetIntoFound);
 
 async fn phase_get_found(db: &Db<DmaFs>, n: u64) -> u64 {
     let mut key = Vec::new();
@@ -95,6 +98,22 @@ async fn phase_get_found(db: &Db<DmaFs>, n: u64) -> u64 {
         make_key(present(i), &mut key);
         let v = db.get(&key).await.expect("get").expect("present key");
         bytes += v.len() as u64;
+    }
+    bytes
+}
+
+async fn phase_get_into_found(db: &Db<DmaFs>, n: u64) -> u64 {
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    let mut bytes = 0;
+    for i in 0..n {
+        make_key(present(i), &mut key);
+        value.clear();
+        assert!(
+            db.get_into(&key, &mut value).await.expect("get"),
+            "present key"
+        );
+        bytes += value.len() as u64;
     }
     bytes
 }
@@ -161,6 +180,8 @@ async fn run(n: u64) {
     let bytes = PhaseGetFound(Box::pin(phase_get_found(&db, n))).await;
     let found = PhaseGetMissing(Box::pin(phase_get_missing(&db, n))).await;
     assert_eq!(found, 0);
+    let bytes_into = PhaseGetIntoFound(Box::pin(phase_get_into_found(&db, n))).await;
+    assert_eq!(bytes_into, bytes);
     let inserted = phase_memtable_insert(n);
     let stats = db.stats();
     eprintln!(

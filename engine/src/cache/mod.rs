@@ -5,24 +5,64 @@
 //! first unreferenced entry. The cache never holds more than its capacity in block bytes; a
 //! block larger than the whole capacity is simply not cached. Single-threaded: it belongs to
 //! one shard and is shared by that shard's table readers through `Rc`.
+//!
+//! Hit path: the map's entry holds the block itself (so a hit reads the map's bucket and the
+//! block, not a separate slot record), the reference bits sit in a dense array beside the
+//! clock slots, and the key is hashed with one multiply-fold instead of a general hasher.
+//! Blocks are checksummed once, when they are read from disk, not on every hit.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 type Key = (u64, u64);
 
-struct Slot {
-    key: Key,
+/// Hashes a (file number, offset) key: each word is folded in with a 64x64->128 multiply.
+/// Keys come from our own files, not from clients, so no per-process seed is needed.
+#[derive(Default)]
+struct KeyHasher {
+    state: u64,
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for non-`u64` input (never for `Key`); correct but slow.
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        let product = ((self.state ^ word) as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.state = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // hashbrown takes the bucket from the low bits and the tag from the top seven.
+        let product = (self.state as u128).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+}
+
+/// A cached block and the clock slot that tracks it.
+struct Entry {
     block: Rc<[u8]>,
-    referenced: bool,
+    slot: u32,
 }
 
 struct Inner {
     capacity_bytes: usize,
     used_bytes: usize,
-    map: ahash::AHashMap<Key, usize>,
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
+    map: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>,
+    /// Clock slots: the key cached in each (`None` = free).
+    slots: Vec<Option<Key>>,
+    /// Reference bit per slot (set by a hit, cleared by the passing hand).
+    referenced: Vec<bool>,
+    free: Vec<u32>,
     hand: usize,
     hits: u64,
     misses: u64,
@@ -52,6 +92,7 @@ impl BlockCache {
                 used_bytes: 0,
                 map: Default::default(),
                 slots: Vec::new(),
+                referenced: Vec::new(),
                 free: Vec::new(),
                 hand: 0,
                 hits: 0,
@@ -61,15 +102,17 @@ impl BlockCache {
     }
 
     /// Looks up a block; counts a hit or a miss.
+    #[inline]
     pub fn get(&self, file_number: u64, offset: u64) -> Option<Rc<[u8]>> {
         let mut inner = self.inner.borrow_mut();
-        let found = inner.map.get(&(file_number, offset)).copied();
-        match found {
-            Some(i) => {
+        let inner = &mut *inner;
+        match inner.map.get(&(file_number, offset)) {
+            Some(entry) => {
                 inner.hits += 1;
-                let slot = inner.slots[i].as_mut()?;
-                slot.referenced = true;
-                Some(slot.block.clone())
+                if let Some(bit) = inner.referenced.get_mut(entry.slot as usize) {
+                    *bit = true;
+                }
+                Some(entry.block.clone())
             }
             None => {
                 inner.misses += 1;
@@ -90,22 +133,25 @@ impl BlockCache {
                 return;
             }
         }
-        let slot = Slot {
-            key: (file_number, offset),
-            block,
-            referenced: false,
-        };
-        let index = match inner.free.pop() {
+        let key = (file_number, offset);
+        let slot = match inner.free.pop() {
             Some(i) => {
-                inner.slots[i] = Some(slot);
+                inner.slots[i as usize] = Some(key);
+                inner.referenced[i as usize] = false;
                 i
             }
             None => {
-                inner.slots.push(Some(slot));
-                inner.slots.len() - 1
+                // Every slot holds a block of at least one byte or is free, so there are
+                // never more slots than a u32 counts for any cache this process can hold.
+                let Ok(i) = u32::try_from(inner.slots.len()) else {
+                    return;
+                };
+                inner.slots.push(Some(key));
+                inner.referenced.push(false);
+                i
             }
         };
-        inner.map.insert((file_number, offset), index);
+        inner.map.insert(key, Entry { block, slot });
         inner.used_bytes += size;
         debug_assert!(inner.used_bytes <= inner.capacity_bytes);
     }
@@ -124,14 +170,14 @@ impl BlockCache {
     /// Drops every block of a file (called when the file is deleted).
     pub fn evict_file(&self, file_number: u64) {
         let mut inner = self.inner.borrow_mut();
-        let victims: Vec<usize> = inner
+        let victims: Vec<u32> = inner
             .map
             .iter()
             .filter(|(k, _)| k.0 == file_number)
-            .map(|(_, &i)| i)
+            .map(|(_, entry)| entry.slot)
             .collect();
         for i in victims {
-            inner.remove_slot(i);
+            inner.remove_slot(i as usize);
         }
     }
 
@@ -150,10 +196,12 @@ impl BlockCache {
 
 impl Inner {
     fn remove_slot(&mut self, i: usize) {
-        if let Some(slot) = self.slots[i].take() {
-            self.map.remove(&slot.key);
-            self.used_bytes -= slot.block.len();
-            self.free.push(i);
+        if let Some(key) = self.slots[i].take() {
+            if let Some(entry) = self.map.remove(&key) {
+                self.used_bytes -= entry.block.len();
+            }
+            self.referenced[i] = false;
+            self.free.push(i as u32);
         }
     }
 
@@ -168,13 +216,13 @@ impl Inner {
             }
             let i = self.hand;
             self.hand += 1;
-            match self.slots[i].as_mut() {
-                Some(slot) if slot.referenced => slot.referenced = false,
-                Some(_) => {
+            if self.slots[i].is_some() {
+                if self.referenced[i] {
+                    self.referenced[i] = false;
+                } else {
                     self.remove_slot(i);
                     return true;
                 }
-                None => {}
             }
         }
     }

@@ -16,6 +16,8 @@ mod batch;
 mod checkpoint;
 mod compact;
 mod flush;
+#[cfg(test)]
+mod get_into_tests;
 mod open;
 mod options;
 mod read;
@@ -208,12 +210,33 @@ impl<F: FileSystem> Db<F> {
 
     /// Reads the latest acknowledged value of `key`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        read::get(&self.inner, key, self.inner.visible_seq.get()).await
+        let mut value = Vec::new();
+        let found = self.get_into(key, &mut value).await?;
+        Ok(found.then_some(value))
+    }
+
+    /// Reads the latest acknowledged value of `key` and appends it to `out` (which is not
+    /// cleared first); returns whether the key has a value. Nothing is appended for an absent
+    /// or deleted key, nor on error. Allocates nothing per call beyond `out`'s growth.
+    pub async fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        read::get_into(&self.inner, key, self.inner.visible_seq.get(), out).await
     }
 
     /// Reads `key` as of `snapshot`.
     pub async fn get_at(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        read::get(&self.inner, key, snapshot.seq()).await
+        let mut value = Vec::new();
+        let found = self.get_at_into(snapshot, key, &mut value).await?;
+        Ok(found.then_some(value))
+    }
+
+    /// [`Db::get_into`] as of `snapshot`.
+    pub async fn get_at_into(
+        &self,
+        snapshot: &Snapshot,
+        key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        read::get_into(&self.inner, key, snapshot.seq(), out).await
     }
 
     /// A consistent point-in-time view; compaction keeps what it needs while it lives.

@@ -69,22 +69,19 @@ impl Drop for Snapshot {
     }
 }
 
-fn visible(found: Option<(ValueKind, Vec<u8>)>) -> Option<Option<Vec<u8>>> {
-    found.map(|(kind, value)| match kind {
-        ValueKind::Put => Some(value),
-        ValueKind::Delete => None,
-    })
-}
-
-pub(crate) async fn get<F: FileSystem>(
+/// Appends the value of `key` as of `seq` to `out`; true if the key has a live value there.
+/// Memtables first (active, then frozen newest first), then the version's files. Allocates
+/// nothing itself; `out` grows only by the value's length.
+pub(crate) async fn get_into<F: FileSystem>(
     inner: &Rc<Inner<F>>,
     key: &[u8],
     seq: SeqNo,
-) -> Result<Option<Vec<u8>>> {
+    out: &mut Vec<u8>,
+) -> Result<bool> {
     // One hash serves the memtables' filters and every table's bloom filter.
     let hash = bloom_hash(key);
-    if let Some(v) = visible(inner.active.borrow().mem.get_hashed(key, hash, seq)) {
-        return Ok(v);
+    if let Some(kind) = inner.active.borrow().mem.get_into(key, hash, seq, out) {
+        return Ok(kind == ValueKind::Put);
     }
     // Frozen memtables, newest first; no await while the list is borrowed.
     let frozen_hit = inner
@@ -92,12 +89,13 @@ pub(crate) async fn get<F: FileSystem>(
         .borrow()
         .iter()
         .rev()
-        .find_map(|m| visible(m.mem.get_hashed(key, hash, seq)));
-    if let Some(v) = frozen_hit {
-        return Ok(v);
+        .find_map(|m| m.mem.get_into(key, hash, seq, out));
+    if let Some(kind) = frozen_hit {
+        return Ok(kind == ValueKind::Put);
     }
     let version = inner.current();
-    Ok(visible(version.get_hashed(key, hash, seq).await?).flatten())
+    let found = version.get_into(key, hash, seq, out).await?;
+    Ok(found == Some(ValueKind::Put))
 }
 
 /// An ordered scan over a snapshot. Call [`Scan::next`] until it returns `None`.

@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::io::FileSystem;
-use crate::key::{user_key, SeqNo, ValueKind};
+use crate::key::{compare_bytes, user_key, SeqNo, ValueKind};
 use crate::manifest::{FileInfo, LEVELS};
 use crate::sstable::Table;
 use std::rc::Rc;
@@ -76,27 +76,33 @@ impl<F: FileSystem> Version<F> {
         Version { levels }
     }
 
-    /// Looks `key` up as of `snapshot`: the newest version found, level by level. `hash` is
-    /// the key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
+    /// Looks `key` up as of `snapshot`: the kind of the newest version found, level by
+    /// level, with its value appended to `out` if it is a [`ValueKind::Put`]. `hash` is the
+    /// key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
     /// before its index or any block.
-    pub async fn get_hashed(
+    pub async fn get_into(
         &self,
         key: &[u8],
         hash: u32,
         snapshot: SeqNo,
-    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        out: &mut Vec<u8>,
+    ) -> Result<Option<ValueKind>> {
+        // `compare_bytes` rather than slice comparison: these short keys compare faster as
+        // words than through `memcmp`.
         for f in &self.levels[0] {
-            if f.smallest_user() <= key && key <= f.largest_user() {
-                if let Some(found) = f.table.get_hashed(key, hash, snapshot).await? {
+            if compare_bytes(f.smallest_user(), key).is_le()
+                && compare_bytes(key, f.largest_user()).is_le()
+            {
+                if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                     return Ok(Some(found));
                 }
             }
         }
         for files in self.levels.iter().skip(1) {
-            let i = files.partition_point(|f| f.largest_user() < key);
+            let i = files.partition_point(|f| compare_bytes(f.largest_user(), key).is_lt());
             if let Some(f) = files.get(i) {
-                if f.smallest_user() <= key {
-                    if let Some(found) = f.table.get_hashed(key, hash, snapshot).await? {
+                if compare_bytes(f.smallest_user(), key).is_le() {
+                    if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
                         return Ok(Some(found));
                     }
                 }

@@ -237,6 +237,21 @@ impl Memtable {
         hash: u32,
         snapshot: SeqNo,
     ) -> Option<(ValueKind, Vec<u8>)> {
+        let mut value = Vec::new();
+        let kind = self.get_into(user_key, hash, snapshot, &mut value)?;
+        Some((kind, value))
+    }
+
+    /// The kind of the newest version of `user_key` with `seq <= snapshot`, appending its
+    /// value to `out` if it is a [`ValueKind::Put`] (a tombstone appends nothing). `hash` is
+    /// the key's [`bloom_hash`]. Allocates nothing for keys of up to [`INLINE_KEY_BYTES`].
+    pub fn get_into(
+        &self,
+        user_key: &[u8],
+        hash: u32,
+        snapshot: SeqNo,
+        out: &mut Vec<u8>,
+    ) -> Option<ValueKind> {
         debug_assert_eq!(hash, bloom_hash(user_key));
         let inner = self.inner.borrow();
         if !inner.filter.may_contain(hash) {
@@ -250,7 +265,10 @@ impl Memtable {
         if !k.same_user_key(&probe) {
             return None;
         }
-        Some((slot.kind, inner.arena.get(slot.value).to_vec()))
+        if slot.kind == ValueKind::Put {
+            out.extend_from_slice(inner.arena.get(slot.value));
+        }
+        Some(slot.kind)
     }
 
     /// Copies up to `max` entries in internal-key order, starting at the first entry at or

@@ -7,10 +7,17 @@
 //! with no varint decoding and no allocation. Decoding checks that keys are valid internal
 //! keys in strictly increasing order and that the handles tile the data region
 //! `[0, data_end)` exactly, in order, with nothing missing, overlapping or outside it.
+//!
+//! Point lookups ([`Index::find_split`]) first search compact arrays instead of the keys:
+//! the user-key prefix common to every index key is stripped once, and for each key the next
+//! sixteen user-key bytes are kept as two big-endian words (zero-padded). Words order like the
+//! keys they come from, and a word strictly below (above) the target's means the key is
+//! strictly below (above) the target, so only keys whose words equal the target's need a full
+//! comparison. The result is exactly that of a binary search over the full keys.
 
 use super::block::{compare_split, BlockCorruption, BlockIter};
 use super::handle::BlockHandle;
-use crate::key::{compare_internal, parse_internal};
+use crate::key::{compare_bytes, compare_internal, parse_internal, user_key};
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -20,6 +27,14 @@ pub struct Index {
     keys: Vec<u8>,
     key_ends: Vec<u32>,
     handles: Vec<BlockHandle>,
+    /// Length of the user-key prefix shared by every key (stored at the start of `keys`).
+    prefix_len: usize,
+    /// Per key: user-key bytes `[prefix_len, prefix_len + 8)` as a big-endian word,
+    /// zero-padded past the end of the user key. Non-decreasing.
+    words: Vec<u64>,
+    /// Per key: user-key bytes `[prefix_len + 8, prefix_len + 16)`, the same way;
+    /// non-decreasing within every run of equal `words`.
+    words_next: Vec<u64>,
 }
 
 impl Index {
@@ -63,7 +78,33 @@ impl Index {
             return fail("data blocks do not cover the data region");
         }
         index.keys.shrink_to_fit();
+        index.build_words();
         Ok(index)
+    }
+
+    /// Computes `prefix_len`, `words` and `words_next` from the decoded keys.
+    fn build_words(&mut self) {
+        let n = self.handles.len();
+        let first = user_key(self.key(0));
+        let mut prefix_len = first.len();
+        for i in 1..n {
+            let user = user_key(self.key(i));
+            prefix_len = first[..prefix_len]
+                .iter()
+                .zip(user)
+                .take_while(|(a, b)| a == b)
+                .count();
+        }
+        let mut words = Vec::with_capacity(n);
+        let mut words_next = Vec::with_capacity(n);
+        for i in 0..n {
+            let user = user_key(self.key(i));
+            words.push(padded_word(user, prefix_len));
+            words_next.push(padded_word(user, prefix_len + 8));
+        }
+        self.prefix_len = prefix_len;
+        self.words = words;
+        self.words_next = words_next;
     }
 
     /// Number of data blocks.
@@ -110,9 +151,56 @@ impl Index {
         (low < self.handles.len()).then_some(low)
     }
 
-    /// [`Index::find`] for the target internal key `user || trailer`, given split.
+    /// [`Index::find`] for the target internal key `user || trailer`, given split. Searches
+    /// the word arrays first (see the module documentation); full keys are compared only
+    /// among keys whose sixteen bytes after the common prefix equal the target's.
     #[inline]
     pub fn find_split(&self, user: &[u8], trailer: u64) -> Option<usize> {
+        let n = self.handles.len();
+        if n == 0 {
+            return None;
+        }
+        // Every key's user key starts with `prefix`, so a target that leaves it decides at
+        // once: below every key, or above every key.
+        let prefix = self.keys.get(..self.prefix_len).unwrap_or(&[]);
+        let shared = prefix.len().min(user.len());
+        match compare_bytes(&user[..shared], &prefix[..shared]) {
+            Ordering::Less => return Some(0),
+            Ordering::Greater => return None,
+            Ordering::Equal if user.len() < prefix.len() => return Some(0),
+            Ordering::Equal => {}
+        }
+        let target = padded_word(user, self.prefix_len);
+        let low = self.words.partition_point(|&w| w < target);
+        let high = equal_run_end(&self.words, low, n, target);
+        let (low, high) = if high - low > 1 {
+            let target = padded_word(user, self.prefix_len + 8);
+            let next = self.words_next.get(low..high).unwrap_or(&[]);
+            let low_next = low + next.partition_point(|&w| w < target);
+            (
+                low_next,
+                equal_run_end(&self.words_next, low_next, high, target),
+            )
+        } else {
+            (low, high)
+        };
+        // Keys before `low` are below the target and keys from `high` on above it.
+        let mut low = low;
+        let mut high = high;
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if compare_split(self.key(mid), user, trailer) == Ordering::Less {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low < n).then_some(low)
+    }
+
+    /// The search [`Index::find_split`] replaced: a binary search over the full keys.
+    #[cfg(test)]
+    fn find_split_by_keys(&self, user: &[u8], trailer: u64) -> Option<usize> {
         let mut low = 0usize;
         let mut high = self.handles.len();
         while low < high {
@@ -131,6 +219,32 @@ impl Index {
         self.keys.capacity()
             + self.key_ends.capacity() * std::mem::size_of::<u32>()
             + self.handles.capacity() * std::mem::size_of::<BlockHandle>()
+            + (self.words.capacity() + self.words_next.capacity()) * std::mem::size_of::<u64>()
+    }
+}
+
+/// Bytes `[at, at + 8)` of `bytes` as a big-endian word, zero-padded past the end.
+#[inline]
+fn padded_word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(rest) = bytes.get(at..) {
+        let n = rest.len().min(8);
+        w[..n].copy_from_slice(&rest[..n]);
+    }
+    u64::from_be_bytes(w)
+}
+
+/// End of the run of `target`s that starts at `from` in the sorted `words[..to]` (`from`
+/// itself if `words[from]` is not `target`). Runs of zero or one are found without a search.
+#[inline]
+fn equal_run_end(words: &[u64], from: usize, to: usize, target: u64) -> usize {
+    let run = words.get(from..to).unwrap_or(&[]);
+    match run {
+        [] => from,
+        [first, ..] if *first != target => from,
+        [_] => from + 1,
+        [_, second, ..] if *second != target => from + 1,
+        _ => from + run.partition_point(|&w| w == target),
     }
 }
 
@@ -139,6 +253,7 @@ mod tests {
     use super::*;
     use crate::key::{internal_key, ValueKind};
     use crate::sstable::block_builder::BlockBuilder;
+    use proptest::prelude::*;
 
     fn index_block(entries: &[(Vec<u8>, BlockHandle)]) -> Rc<[u8]> {
         let mut b = BlockBuilder::new(4);
@@ -181,6 +296,102 @@ mod tests {
         assert_eq!(index.key(1), &keys[1][..]);
         assert_eq!(index.handle(2), Some(hs[2]));
         assert!(index.memory_bytes() > 0);
+    }
+
+    /// User keys over a tiny alphabet (so prefixes, zero bytes and equal words are common),
+    /// all starting with a shared prefix.
+    fn user_keys() -> impl Strategy<Value = (Vec<u8>, Vec<Vec<u8>>)> {
+        let byte = prop_oneof![Just(0u8), Just(1u8), Just(b'0'), Just(b'1'), Just(0xff)];
+        let prefix = prop::collection::vec(byte.clone(), 0..12);
+        let suffixes = prop::collection::vec(prop::collection::vec(byte, 0..20), 1..60);
+        (prefix, suffixes)
+    }
+
+    proptest! {
+        #[test]
+        fn word_search_matches_the_full_key_search(
+            (prefix, suffixes) in user_keys(),
+            seqs in prop::collection::vec(0u64..4, 60),
+            probes in prop::collection::vec((0usize..64, 0usize..24, 0u64..5), 1..40),
+        ) {
+            // Index keys: sorted, distinct internal keys, some sharing a user key.
+            let mut keys: Vec<Vec<u8>> = suffixes
+                .iter()
+                .zip(&seqs)
+                .map(|(s, &seq)| internal_key(&[&prefix[..], s].concat(), seq * 3, ValueKind::Put))
+                .collect();
+            keys.sort_by(|a, b| compare_internal(a, b));
+            keys.dedup();
+            let hs = handles(&vec![10; keys.len()]);
+            let entries: Vec<_> = keys.iter().cloned().zip(hs.iter().copied()).collect();
+            let index = Index::decode(index_block(&entries), keys.len() as u64 * 15).unwrap();
+            for (pick, cut, seq) in probes {
+                // Targets: index user keys cut short (inside the prefix too), lengthened, or
+                // with a byte changed, at sequence numbers on and between the keys'.
+                let base = user_key(&keys[pick % keys.len()]).to_vec();
+                let mut variants = vec![base.clone(), base[..cut.min(base.len())].to_vec()];
+                let mut longer = base.clone();
+                longer.push((cut % 3) as u8);
+                variants.push(longer);
+                if let Some(last) = base.len().checked_sub(1) {
+                    let mut bumped = base.clone();
+                    bumped[cut % (last + 1)] ^= 1;
+                    variants.push(bumped);
+                }
+                for user in variants {
+                    for trailer in [seq * 3 - seq.min(1), u64::MAX, 0] {
+                        let trailer = (trailer << 8) | 1;
+                        prop_assert_eq!(
+                            index.find_split(&user, trailer),
+                            index.find_split_by_keys(&user, trailer),
+                            "user {:?} trailer {:#x}", user, trailer
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_shorter_targets_and_equal_words() {
+        // Every key shares "pre"; keys differ only past sixteen bytes after it, or in length.
+        let long = |tail: &[u8]| [&b"pre"[..], &[b'x'; 16], tail].concat();
+        let users = [
+            b"pre".to_vec(),
+            b"pre\0".to_vec(),
+            long(b""),
+            long(b"\0"),
+            long(b"a"),
+            long(b"b"),
+        ];
+        let keys: Vec<Vec<u8>> = users
+            .iter()
+            .map(|u| internal_key(u, 7, ValueKind::Put))
+            .collect();
+        let hs = handles(&vec![10; keys.len()]);
+        let entries: Vec<_> = keys.iter().cloned().zip(hs.iter().copied()).collect();
+        let index = Index::decode(index_block(&entries), keys.len() as u64 * 15).unwrap();
+        let put = |seq: u64| (seq << 8) | 1;
+        for user in [&b""[..], b"p", b"pra", b"prz", b"pre", b"pre\0", b"pre\0\0"]
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .chain(users.iter().cloned())
+            .chain([long(b"ab"), long(b"c"), long(b"\0\0")])
+        {
+            for trailer in [put(9), put(7), put(1)] {
+                assert_eq!(
+                    index.find_split(&user, trailer),
+                    index.find_split_by_keys(&user, trailer),
+                    "user {user:?} trailer {trailer:#x}"
+                );
+            }
+        }
+        assert_eq!(index.find_split(b"", put(1)), Some(0));
+        assert_eq!(index.find_split(b"pra", put(1)), Some(0));
+        assert_eq!(index.find_split(b"pre", put(1)), Some(1));
+        assert_eq!(index.find_split(&long(b"a"), put(1)), Some(5));
+        assert_eq!(index.find_split(&long(b"b"), put(1)), None);
+        assert_eq!(index.find_split(b"prz", put(1)), None);
     }
 
     #[test]

@@ -153,6 +153,25 @@ impl<F: StorageFile> Table<F> {
         hash: u32,
         snapshot_seq: SeqNo,
     ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        let mut value = Vec::new();
+        let kind = self
+            .get_into(user_key_wanted, hash, snapshot_seq, &mut value)
+            .await?;
+        Ok(kind.map(|kind| (kind, value)))
+    }
+
+    /// The kind of the newest version of `user_key_wanted` with sequence number `<=
+    /// snapshot_seq` in this table, appending its value to `out` if it is a
+    /// [`ValueKind::Put`] (a tombstone appends nothing; on error `out` is unchanged). `hash`
+    /// is the key's [`bloom_hash`]. Allocates nothing once the block is cached and the
+    /// table's key scratch buffer has grown.
+    pub async fn get_into(
+        &self,
+        user_key_wanted: &[u8],
+        hash: u32,
+        snapshot_seq: SeqNo,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<ValueKind>> {
         debug_assert_eq!(hash, bloom_hash(user_key_wanted));
         if !self.filter.may_contain_hash(hash) {
             return Ok(None);
@@ -173,12 +192,11 @@ impl<F: StorageFile> Table<F> {
             )),
             Ok(Some(entry)) if !entry.user_equal => Ok(None),
             Ok(Some(entry)) => match entry.trailer.and_then(|t| ValueKind::from_u8(t as u8)) {
-                Some(kind) => Ok(Some((
-                    kind,
-                    data.get(entry.value.0..entry.value.1)
-                        .unwrap_or(&[])
-                        .to_vec(),
-                ))),
+                Some(ValueKind::Put) => {
+                    out.extend_from_slice(data.get(entry.value.0..entry.value.1).unwrap_or(&[]));
+                    Ok(Some(ValueKind::Put))
+                }
+                Some(ValueKind::Delete) => Ok(Some(ValueKind::Delete)),
                 None => Err(Error::corruption(
                     self.file.path(),
                     handle.offset,

@@ -27,8 +27,9 @@ pub use request::{
     opcode, BatchOp, BatchView, BatchWriter, KeysView, MGetWriter, Request, ScanRequest,
 };
 pub use response::{
-    encode_batch_done, encode_done, encode_error, encode_pong, encode_stats, encode_value,
-    Response, ScanView, ScanWriter, ShardStats, Topology, ValuesView, ValuesWriter,
+    begin_get_in_place, begin_value_in_place, encode_batch_done, encode_done, encode_error,
+    encode_pong, encode_stats, encode_value, finish_get_in_place, finish_value_in_place, Response,
+    ScanView, ScanWriter, ShardStats, Topology, ValueInPlace, ValuesView, ValuesWriter,
 };
 pub use slot::{hash_part, shard_of_slot, slot_of, stored_key, SLOT_COUNT};
 

@@ -337,6 +337,50 @@ pub fn encode_value(out: &mut Vec<u8>, request_id: u64, value: Option<&[u8]>) {
     end_frame(out, start);
 }
 
+/// Where a value being appended in place begins: see [`begin_value_in_place`].
+#[derive(Debug, Clone, Copy)]
+pub struct ValueInPlace {
+    /// Offset of the presence byte.
+    at: usize,
+}
+
+/// Starts an optional value whose bytes the caller appends straight to `out` (a storage
+/// engine copying its value into the response, with no buffer in between); end it with
+/// [`finish_value_in_place`].
+pub fn begin_value_in_place(out: &mut Vec<u8>) -> ValueInPlace {
+    let at = out.len();
+    out.push(1);
+    out.extend_from_slice(&[0; 4]);
+    ValueInPlace { at }
+}
+
+/// Ends a value begun with [`begin_value_in_place`]: fills in its length, or, if `found` is
+/// false, replaces whatever was appended with the absent marker. The encoding is that of
+/// `Some(bytes appended)` / `None`.
+pub fn finish_value_in_place(out: &mut Vec<u8>, value: ValueInPlace, found: bool) {
+    if !found {
+        out.truncate(value.at);
+        out.push(0);
+        return;
+    }
+    let len = out.len() - value.at - 5;
+    assert!(len <= u32::MAX as usize, "value of {len} bytes");
+    out[value.at + 1..value.at + 5].copy_from_slice(&(len as u32).to_le_bytes());
+}
+
+/// Starts a GET response whose value is appended in place (see [`begin_value_in_place`]).
+/// End it with [`finish_get_in_place`].
+pub fn begin_get_in_place(out: &mut Vec<u8>, request_id: u64) -> (usize, ValueInPlace) {
+    let start = begin_response(out, request_id, opcode::GET);
+    (start, begin_value_in_place(out))
+}
+
+/// Ends a GET response begun with [`begin_get_in_place`].
+pub fn finish_get_in_place(out: &mut Vec<u8>, started: (usize, ValueInPlace), found: bool) {
+    finish_value_in_place(out, started.1, found);
+    end_frame(out, started.0);
+}
+
 fn put_optional_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
         None => out.push(0),
@@ -364,6 +408,13 @@ impl ValuesWriter {
     pub fn value(&mut self, out: &mut Vec<u8>, value: Option<&[u8]>) {
         put_optional_value(out, value);
         self.count += 1;
+    }
+
+    /// Starts a value appended in place (see [`begin_value_in_place`]); end it with
+    /// [`finish_value_in_place`]. Counts as one value.
+    pub fn begin_value(&mut self, out: &mut Vec<u8>) -> ValueInPlace {
+        self.count += 1;
+        begin_value_in_place(out)
     }
 
     pub fn finish(self, out: &mut [u8]) {

@@ -468,3 +468,40 @@ fn stats_names_longer_than_the_limit_are_cut_at_a_char_boundary() {
         assert_eq!(decoded, Response::Stats(expected));
     }
 }
+
+proptest! {
+    /// Values appended in place (the server copies an engine value straight into the
+    /// response) encode exactly as the value-taking encoders do, for GET and inside MGET,
+    /// found or not, whatever was appended before an absent marker replaced it.
+    #[test]
+    fn values_in_place_encode_like_whole_values(
+        id in any::<u64>(),
+        values in vec(proptest::option::of(vec(any::<u8>(), 0..300)), 0..8),
+        junk in vec(any::<u8>(), 0..20),
+    ) {
+        for value in &values {
+            let mut whole = Vec::new();
+            ringkv_proto::encode_value(&mut whole, id, value.as_deref());
+            let mut in_place = Vec::new();
+            let started = ringkv_proto::begin_get_in_place(&mut in_place, id);
+            in_place.extend_from_slice(value.as_deref().unwrap_or(&junk));
+            ringkv_proto::finish_get_in_place(&mut in_place, started, value.is_some());
+            prop_assert_eq!(&in_place, &whole);
+        }
+        let mut whole = Vec::new();
+        let mut w = ringkv_proto::ValuesWriter::begin(&mut whole, id);
+        for value in &values {
+            w.value(&mut whole, value.as_deref());
+        }
+        w.finish(&mut whole);
+        let mut in_place = Vec::new();
+        let mut w = ringkv_proto::ValuesWriter::begin(&mut in_place, id);
+        for value in &values {
+            let slot = w.begin_value(&mut in_place);
+            in_place.extend_from_slice(value.as_deref().unwrap_or(&junk));
+            ringkv_proto::finish_value_in_place(&mut in_place, slot, value.is_some());
+        }
+        w.finish(&mut in_place);
+        prop_assert_eq!(in_place, whole);
+    }
+}

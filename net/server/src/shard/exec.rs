@@ -17,9 +17,9 @@ use ringkv_proto::frame::HEADER_BYTES;
 use ringkv_proto::request::ScanRequest;
 use ringkv_proto::response::ScanWriter;
 use ringkv_proto::{
-    encode_batch_done, encode_done, encode_error, encode_pong, encode_stats, encode_value, opcode,
-    slot_of, BatchOp, Decoded, ErrorCode, FrameDecoder, Request, ShardStats, ValuesWriter,
-    SLOT_COUNT,
+    begin_get_in_place, encode_batch_done, encode_done, encode_error, encode_pong, encode_stats,
+    finish_get_in_place, finish_value_in_place, opcode, slot_of, BatchOp, Decoded, ErrorCode,
+    FrameDecoder, Request, ShardStats, ValuesWriter, SLOT_COUNT,
 };
 use std::ops::Bound;
 
@@ -210,14 +210,18 @@ impl Run<'_> {
     ) -> Result<(), (ErrorCode, String)> {
         self.stored_key(key)?;
         bump(&self.shard.counters.reads, 1);
-        let value = self
-            .shard
-            .db
-            .get(&self.key)
-            .await
-            .map_err(|e| (error_code(&e), e.to_string()))?;
-        encode_value(out, id, value.as_deref());
-        Ok(())
+        // The value is copied from the engine straight into the response.
+        let started = begin_get_in_place(out, id);
+        match self.shard.db.get_into(&self.key, out).await {
+            Ok(found) => {
+                finish_get_in_place(out, started, found);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(started.0);
+                Err((error_code(&e), e.to_string()))
+            }
+        }
     }
 
     async fn mget(
@@ -234,8 +238,9 @@ impl Run<'_> {
         for key in keys.iter() {
             self.set_stored_key(slot_of(key), key);
             bump(&self.shard.counters.reads, 1);
-            match self.shard.db.get(&self.key).await {
-                Ok(value) => writer.value(out, value.as_deref()),
+            let slot = writer.begin_value(out);
+            match self.shard.db.get_into(&self.key, out).await {
+                Ok(found) => finish_value_in_place(out, slot, found),
                 Err(e) => {
                     out.truncate(start);
                     return Err((error_code(&e), e.to_string()));

@@ -155,6 +155,10 @@ pub struct Driver<'a> {
     fds: Vec<libc::pollfd>,
     /// Scratch: which connections of a session take frames this round.
     open: Vec<bool>,
+    /// `(session, connection)` of each entry of `fds`.
+    fd_owner: Vec<(usize, usize)>,
+    /// Scratch: sessions that received answers in this round.
+    touched: Vec<usize>,
     result: ThreadResult,
     tick_ops: u64,
     tick_errors: u64,
@@ -219,6 +223,8 @@ impl<'a> Driver<'a> {
             values_buf: Vec::new(),
             fds: Vec::new(),
             open: Vec::new(),
+            fd_owner: Vec::new(),
+            touched: Vec::new(),
             result: ThreadResult {
                 histograms: OpKind::ALL.iter().map(|_| new_histogram()).collect(),
                 ops: [0; 5],
@@ -265,10 +271,10 @@ impl<'a> Driver<'a> {
             if self.plan.stop.load(Ordering::Relaxed) {
                 bail!("stopped: another thread failed");
             }
-            if self.collect()? == 0 {
-                self.wait(generating)?;
-                self.collect()?;
-            }
+            // One poll(2) over every connection with frames in flight (it returns at once
+            // if answers are there), then reads only from the ready ones.
+            self.wait(generating)?;
+            self.collect()?;
             if Instant::now() >= self.next_tick {
                 self.send_tick();
             }
@@ -357,9 +363,14 @@ impl<'a> Driver<'a> {
                 Some(Ok(op)) => op,
             };
             make_key(op.index, self.plan.load.key_size, &mut self.key);
-            let wire = usize::from(self.plan.topology.shard_of_key(&self.key));
+            // One connection per session (redis://): nothing to route.
+            let wire = if wires == 1 {
+                0
+            } else {
+                usize::from(self.plan.topology.shard_of_key(&self.key))
+            };
             if open[wire] && self.sessions[s].queued[wire].is_empty() && self.has_room(s, wire) {
-                self.issue(s, wire, op)?;
+                self.issue_keyed(s, wire, op)?;
             } else {
                 let queue = &mut self.sessions[s].queued[wire];
                 queue.push_back(op);
@@ -395,8 +406,12 @@ impl<'a> Driver<'a> {
     }
 
     fn issue(&mut self, s: usize, wire: usize, op: Op) -> Result<()> {
-        let key_size = self.plan.load.key_size;
-        make_key(op.index, key_size, &mut self.key);
+        make_key(op.index, self.plan.load.key_size, &mut self.key);
+        self.issue_keyed(s, wire, op)
+    }
+
+    /// [`Driver::issue`] when `self.key` already holds `op`'s key.
+    fn issue_keyed(&mut self, s: usize, wire: usize, op: Op) -> Result<()> {
         let frame = |count, inserts| Frame {
             due: op.due,
             kind: op.kind,
@@ -498,15 +513,22 @@ impl<'a> Driver<'a> {
         Ok((id, bytes))
     }
 
-    /// Receives every answer already arrived (one read per connection); returns how many.
+    /// Receives the answers on the connections the last poll found ready (one read each,
+    /// then whatever that read brought); returns how many.
     fn collect(&mut self) -> Result<usize> {
         let mut got = 0;
         let mut now = None;
-        for s in 0..self.sessions.len() {
-            for wire in 0..self.sessions[s].wires.len() {
-                if self.sessions[s].in_flight[wire].is_empty() {
-                    continue;
-                }
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
+        for i in 0..self.fds.len() {
+            if self.fds[i].revents == 0 {
+                continue;
+            }
+            let (s, wire) = self.fd_owner[i];
+            if touched.last() != Some(&s) {
+                touched.push(s);
+            }
+            {
                 let mut first = true;
                 loop {
                     let answer = if first {
@@ -523,11 +545,14 @@ impl<'a> Driver<'a> {
                     got += 1;
                 }
             }
-            // Answers may have opened room; read-modify-writes may have queued writes.
+        }
+        // Read-modify-writes may have queued their writes.
+        for &s in &touched {
             for wire in &mut self.sessions[s].wires {
                 wire.flush()?;
             }
         }
+        self.touched = touched;
         Ok(got)
     }
 
@@ -642,14 +667,16 @@ impl<'a> Driver<'a> {
     /// operation is due, or the next tick.
     fn wait(&mut self, generating: bool) -> Result<()> {
         self.fds.clear();
-        for session in &self.sessions {
-            for (wire, in_flight) in session.wires.iter().zip(&session.in_flight) {
+        self.fd_owner.clear();
+        for (s, session) in self.sessions.iter().enumerate() {
+            for (w, (wire, in_flight)) in session.wires.iter().zip(&session.in_flight).enumerate() {
                 if !in_flight.is_empty() {
                     self.fds.push(libc::pollfd {
                         fd: wire.as_raw_fd(),
                         events: libc::POLLIN,
                         revents: 0,
                     });
+                    self.fd_owner.push((s, w));
                 }
             }
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4 (the load generator's own ceiling), in one session on one machine:
-#   1. against redis-server 7 (Debian, --save '' --appendonly yes --appendfsync everysec):
-#      redis-benchmark -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000, then
+#   1. against redis-server 7 (Debian, --save '' --appendonly yes --appendfsync everysec),
+#      in PAIRS (default 3) alternating pairs: redis-benchmark -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000, then
 #      ringkv-bench run --target redis:// with the same shape (SETs then GETs of random keys
 #      of a 10,000,000-key space, 100-byte values, 64 in flight on each of 50 connections);
 #      ringkv-bench gets --threads 1 like redis-benchmark, so both leave the other core to
@@ -34,12 +34,17 @@ echo "## redis-server $(redis-server --version | awk '{print $3}')"
 RDIR=$(mktemp -d); DIRS+=("$RDIR")
 redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly yes --appendfsync everysec --daemonize yes >/dev/null
 wait_port "$REDIS_PORT"
-CMD="redis-benchmark -p $REDIS_PORT -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q"
-echo "+ $CMD"; $CMD 2>&1 | tr '\r' '\n' | grep -E "requests per second"
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
-CMD="$BENCH run --target redis://127.0.0.1:$REDIS_PORT --workload overwrite,readrandom --keys 10000000 --ops 2000000 --value-size 100 --batch 1 --pipeline 64 --connections 50 --threads 1 --json /tmp/issue4-redis.json"
-echo "+ $CMD"; $CMD 2>/dev/null | grep -E "^(overwrite|readrandom)"
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# PAIRS alternating pairs (redis-benchmark, then ringkv-bench), each on an emptied server.
+for PAIR in $(seq 1 "${PAIRS:-3}"); do
+    echo "### pair $PAIR"
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    CMD="redis-benchmark -p $REDIS_PORT -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q"
+    echo "+ $CMD"; $CMD 2>&1 | tr '\r' '\n' | grep -E "requests per second"
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    CMD="$BENCH run --target redis://127.0.0.1:$REDIS_PORT --workload overwrite,readrandom --keys 10000000 --ops 2000000 --value-size 100 --batch 1 --pipeline 64 --connections 50 --threads 1 --json /tmp/issue4-redis.json"
+    echo "+ $CMD"; $CMD 2>/dev/null | grep -E "^(overwrite|readrandom)"
+    echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+done
 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 
 echo "## ringkv-server --shards 2 --durability sync, then ringkv-bench sink --shards 2"

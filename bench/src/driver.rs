@@ -691,21 +691,11 @@ impl<'a> Driver<'a> {
             return Ok(());
         }
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
-        // whole call, and each descriptor belongs to a connection this thread owns.
-        let ready = unsafe {
-            libc::poll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                millis,
-            )
+        let ready = match crate::wire::poll(&mut self.fds, millis) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e).context("waiting for answers"),
         };
-        if ready < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::Interrupted {
-                return Err(error).context("waiting for answers");
-            }
-        }
         if ready == 0 && timeout >= RESPONSE_WAIT {
             bail!("no answer from the server within {RESPONSE_WAIT:?}");
         }

@@ -111,21 +111,12 @@ impl Zipf {
     }
 }
 
-/// Replaces `out` with the key of `index`: zero-padded decimal, `key_size` bytes (the
-/// least significant digits if the index has more than `key_size`; `run` refuses key
-/// spaces whose indexes do not fit).
+/// Replaces `out` with the key of `index`: zero-padded decimal, `key_size` bytes
+/// ([`crate::workload::write_key`]; `run` refuses key spaces whose indexes do not fit).
 #[inline]
 pub fn make_key(index: u64, key_size: usize, out: &mut Vec<u8>) {
     out.clear();
-    out.resize(key_size, b'0');
-    let mut n = index;
-    for slot in out.iter_mut().rev() {
-        if n == 0 {
-            break;
-        }
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
+    crate::workload::write_key(index, key_size, out);
 }
 
 /// A bijection of `0..keys` that looks random: a multiplier coprime with `keys`, plus an

@@ -518,12 +518,10 @@ impl Target<'_> {
             let plan = &plan;
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let share = |t: u64| {
-                        if ops_total == u64::MAX {
-                            return if t == threads as u64 { u64::MAX } else { 0 };
-                        }
-                        ops_total / threads as u64 * t + t.min(ops_total % threads as u64)
-                    };
+                    // Each thread owns a run of operation numbers; a timed run (no count)
+                    // gives each a run too long to finish.
+                    let share =
+                        |t: u64| ops_total / threads as u64 * t + t.min(ops_total % threads as u64);
                     let (first, end) = if ops_total == u64::MAX {
                         (t as u64 * (1 << 48), (t as u64 + 1) * (1 << 48))
                     } else {

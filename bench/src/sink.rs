@@ -168,6 +168,7 @@ struct Conn {
 fn worker(shared: &Shared, incoming: &flume::Receiver<Conn>) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut closed = Vec::new();
     let mut out = Vec::with_capacity(256 << 10);
     let decoder = FrameDecoder::new(shared.args.max_frame_bytes);
     loop {
@@ -187,19 +188,17 @@ fn worker(shared: &Shared, incoming: &flume::Receiver<Conn>) {
             events: libc::POLLIN,
             revents: 0,
         }));
-        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the
-        // whole call, and each descriptor belongs to a stream in `conns`, alive meanwhile.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) };
-        if ready <= 0 {
+        // Polls with a short timeout so that new connections are picked up.
+        if !matches!(crate::wire::poll(&mut fds, 10), Ok(n) if n > 0) {
             continue;
         }
-        let mut closed = Vec::new();
+        closed.clear();
         for (i, fd) in fds.iter().enumerate() {
             if fd.revents != 0 && serve_ready(shared, &decoder, &mut conns[i], &mut out).is_err() {
                 closed.push(i);
             }
         }
-        for i in closed.into_iter().rev() {
+        for &i in closed.iter().rev() {
             conns.swap_remove(i);
             shared.connections.fetch_sub(1, Ordering::AcqRel);
         }

@@ -14,7 +14,7 @@
 
 use crate::verify::{summarize, ValueSummary};
 use anyhow::{anyhow, bail, Context, Result};
-use ringkv_client::Connection;
+use ringkv_client::{recv_dont_wait, Connection};
 use ringkv_proto::{slot_of, Request, Response, ScanRequest};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -369,21 +369,16 @@ fn write_len_line(out: &mut Vec<u8>, kind: u8, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn recv_dont_wait(stream: &TcpStream, into: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `into` is a valid, writable buffer of `into.len()` bytes for the whole call,
-    // and the descriptor belongs to a live TcpStream borrowed for the call.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            into.as_mut_ptr().cast(),
-            into.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
+/// `poll(2)` over `fds` for at most `millis` (negative: no limit); returns how many are
+/// ready, with their `revents` set.
+pub fn poll(fds: &mut [libc::pollfd], millis: i32) -> std::io::Result<usize> {
+    // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the whole
+    // call; the caller owns the descriptors in it.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    if ready < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(n as usize)
+    Ok(ready as usize)
 }
 
 /// One RESP reply, as far as the driver cares.

@@ -72,17 +72,22 @@ async fn check_all(db: &Db<MemFs>, stage: &str) {
     );
 }
 
+/// A fresh database holding the filler keys and `found`, `over` (old) and `gone`.
+async fn opened_with_base_keys() -> Db<MemFs> {
+    let db = Db::open(MemFs::new(), Path::new("/db"), options())
+        .await
+        .expect("open");
+    fill(&db, "a").await;
+    db.put(b"found", b"value-1").await.expect("put");
+    db.put(b"over", b"old").await.expect("put");
+    db.put(b"gone", b"doomed").await.expect("put");
+    db
+}
+
 #[test]
 fn get_into_appends_found_values_wherever_they_live() {
     run(async {
-        let fs = MemFs::new();
-        let db = Db::open(fs, Path::new("/db"), options())
-            .await
-            .expect("open");
-        fill(&db, "a").await;
-        db.put(b"found", b"value-1").await.expect("put");
-        db.put(b"over", b"old").await.expect("put");
-        db.put(b"gone", b"doomed").await.expect("put");
+        let db = opened_with_base_keys().await;
         db.put(b"empty", b"").await.expect("put");
         db.put(b"over", b"new").await.expect("put");
         db.delete(b"gone").await.expect("delete");
@@ -98,14 +103,7 @@ fn get_into_appends_found_values_wherever_they_live() {
 #[test]
 fn newer_versions_above_older_tables_win() {
     run(async {
-        let fs = MemFs::new();
-        let db = Db::open(fs, Path::new("/db"), options())
-            .await
-            .expect("open");
-        fill(&db, "a").await;
-        db.put(b"found", b"value-1").await.expect("put");
-        db.put(b"over", b"old").await.expect("put");
-        db.put(b"gone", b"doomed").await.expect("put");
+        let db = opened_with_base_keys().await;
         db.put(b"empty", b"was not empty").await.expect("put");
         db.flush().await.expect("flush");
         db.compact_range(None, None).await.expect("compact");

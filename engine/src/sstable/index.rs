@@ -185,8 +185,13 @@ impl Index {
             (low, high)
         };
         // Keys before `low` are below the target and keys from `high` on above it.
-        let mut low = low;
-        let mut high = high;
+        let low = self.search_keys(low, high, user, trailer);
+        (low < n).then_some(low)
+    }
+
+    /// The first index in `low..high` whose full key is `>= user || trailer`, by binary
+    /// search (`high` if none).
+    fn search_keys(&self, mut low: usize, mut high: usize, user: &[u8], trailer: u64) -> usize {
         while low < high {
             let mid = low + (high - low) / 2;
             if compare_split(self.key(mid), user, trailer) == Ordering::Less {
@@ -195,22 +200,13 @@ impl Index {
                 high = mid;
             }
         }
-        (low < n).then_some(low)
+        low
     }
 
     /// The search [`Index::find_split`] replaced: a binary search over the full keys.
     #[cfg(test)]
     fn find_split_by_keys(&self, user: &[u8], trailer: u64) -> Option<usize> {
-        let mut low = 0usize;
-        let mut high = self.handles.len();
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if compare_split(self.key(mid), user, trailer) == Ordering::Less {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
+        let low = self.search_keys(0, self.handles.len(), user, trailer);
         (low < self.handles.len()).then_some(low)
     }
 

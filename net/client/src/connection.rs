@@ -325,25 +325,32 @@ impl AsRawFd for Connection {
     }
 }
 
-/// Reads from a blocking socket without waiting: `recv` with `MSG_DONTWAIT`.
+/// Reads what `stream` has without waiting, though the socket itself is blocking: one
+/// `recv` with `MSG_DONTWAIT` (an `io::ErrorKind::WouldBlock` error if nothing is there).
+/// Switching a socket between polling and waiting this way costs no `fcntl` calls.
+pub fn recv_dont_wait(stream: &TcpStream, into: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `into` is a valid, writable buffer of `into.len()` bytes for the whole call,
+    // and the descriptor belongs to a live TcpStream borrowed for the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            into.as_mut_ptr().cast(),
+            into.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// [`recv_dont_wait`] as a reader, for the receive buffer's `fill`.
 struct DontWait<'a>(&'a TcpStream);
 
 impl Read for DontWait<'_> {
     fn read(&mut self, into: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `into` is a valid, writable buffer of `into.len()` bytes for the whole
-        // call, and the descriptor belongs to a live TcpStream borrowed for the call.
-        let n = unsafe {
-            libc::recv(
-                self.0.as_raw_fd(),
-                into.as_mut_ptr().cast(),
-                into.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        recv_dont_wait(self.0, into)
     }
 }
 

@@ -61,7 +61,7 @@ pub use client::{Client, ScanAll};
 pub use config::{
     ClientConfig, IngestConfig, BATCH_BYTES_DEFAULT, BATCH_OPS_DEFAULT, PIPELINE_DEFAULT,
 };
-pub use connection::Connection;
+pub use connection::{recv_dont_wait, Connection};
 pub use error::ClientError;
 pub use ingest::{Ingest, IngestCounters};
 pub use ops::{Entry, ScanPage, SlotSelector};

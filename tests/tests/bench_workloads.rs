@@ -6,7 +6,9 @@
 use ringkv_tests::server::{bench_binary, ServerOptions, ServerProcess};
 use std::process::Command;
 
-fn bench(server: &ServerProcess, args: &[&str]) -> (serde_json::Value, String) {
+/// Runs `ringkv-bench run`; returns its JSON report, its SVG report and its stderr (the
+/// live display).
+fn bench(server: &ServerProcess, args: &[&str]) -> (serde_json::Value, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let svg = dir.path().join("report.svg");
@@ -27,7 +29,11 @@ fn bench(server: &ServerProcess, args: &[&str]) -> (serde_json::Value, String) {
         server.diagnostics()
     );
     let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    (report, std::fs::read_to_string(&svg).unwrap())
+    (
+        report,
+        std::fs::read_to_string(&svg).unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn kinds(result: &serde_json::Value) -> Vec<String> {
@@ -43,7 +49,7 @@ fn kinds(result: &serde_json::Value) -> Vec<String> {
 fn every_workload_runs_and_reports_its_operation_kinds() {
     let server = ServerProcess::start(ServerOptions::default());
     let workloads = "fillseq,readseq,overwrite,scan,ycsb-a,ycsb-b,ycsb-c,ycsb-d,ycsb-e,ycsb-f,mix";
-    let (report, svg) = bench(
+    let (report, svg, _) = bench(
         &server,
         &[
             "--workload",
@@ -109,7 +115,7 @@ fn a_timed_run_lasts_its_duration_after_the_warmup() {
     let server = ServerProcess::start(ServerOptions::default());
     bench(&server, &["--workload", "fillrandom", "--keys", "20000"]);
     let started = std::time::Instant::now();
-    let (report, _) = bench(
+    let (report, _, live) = bench(
         &server,
         &[
             "--workload",
@@ -135,6 +141,15 @@ fn a_timed_run_lasts_its_duration_after_the_warmup() {
     assert_eq!(result["not_found"], 0);
     assert_eq!(result["distribution"], "zipfian");
     // A second a line in the timeline, warmup included.
+    // The live display printed a line a second (stderr is not a terminal here).
+    let lines: Vec<&str> = live
+        .lines()
+        .filter(|l| l.contains(" readrandom "))
+        .collect();
+    assert!(lines.len() >= 2, "live lines: {live}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("ops/s") && l.contains("p99") && l.contains("errors 0")));
     let timeline = result["timeline"].as_array().unwrap();
     assert!(timeline.len() >= 2, "{timeline:?}");
     assert!(timeline

@@ -10,6 +10,7 @@ pub mod coding;
 pub mod compaction;
 pub mod db;
 pub mod error;
+pub mod inspect;
 pub mod io;
 pub mod key;
 pub mod manifest;

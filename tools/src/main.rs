@@ -6,6 +6,8 @@
 //! failed (server error, I/O, corruption found), 2 usage error, 3 the node could not be
 //! reached.
 
+mod jobs;
+mod offline;
 mod online;
 mod table;
 
@@ -27,7 +29,12 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 #[command(name = "ringkv-admin", version)]
 struct Args {
     /// Address of any port of the node (its base port or a shard's port).
-    #[arg(long, global = true, default_value = "127.0.0.1:7070", env = "RINGKV_ADDR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:7070",
+        env = "RINGKV_ADDR"
+    )]
     addr: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -46,6 +53,27 @@ enum Command {
     /// Per-shard counters: memtables, levels, compaction debt, write amplification, cache
     /// hit rate, WAL, stalls.
     Stats(online::StatsArgs),
+    /// Flush memtables to SSTables (every shard, or --shard N).
+    Flush(jobs::FlushArgs),
+    /// Compact a node's data down to one sorted run per level (every shard, or --shard N;
+    /// everything, or --slot S).
+    Compact(jobs::CompactArgs),
+    /// Write an online, consistent copy of every shard and the slot map into a directory on
+    /// the node's host.
+    Checkpoint(jobs::CheckpointArgs),
+    /// The slot map: which shard owns each of the 4096 hash slots, and its epoch.
+    Slots(online::SlotsArgs),
+    /// Offline: check every checksum of a stopped node's data dir (or a checkpoint, or one
+    /// shard's directory); names the file and offset of any damage and exits 1 if there is.
+    Verify(offline::VerifyArgs),
+    /// Offline: turn a checkpoint into a working data dir (checked first).
+    Restore(offline::RestoreArgs),
+    /// Offline: print an SSTable's entries.
+    SstDump(offline::SstDumpArgs),
+    /// Offline: print a WAL segment's records.
+    WalDump(offline::WalDumpArgs),
+    /// Offline: print each shard's manifest: live files per level and recovery points.
+    ManifestDump(offline::ManifestDumpArgs),
 }
 
 /// What a subcommand failed with, and the exit code that goes with it.
@@ -100,6 +128,15 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Status(a) => online::status(&global, a),
         Command::Stats(a) => online::stats(&global, a),
+        Command::Flush(a) => jobs::flush(&global, a),
+        Command::Compact(a) => jobs::compact(&global, a),
+        Command::Checkpoint(a) => jobs::checkpoint(&global, a),
+        Command::Slots(a) => online::slots(&global, a),
+        Command::Verify(a) => offline::verify(&global, a),
+        Command::Restore(a) => offline::restore(&global, a),
+        Command::SstDump(a) => offline::sst_dump(&global, a),
+        Command::WalDump(a) => offline::wal_dump(&global, a),
+        Command::ManifestDump(a) => offline::manifest_dump(&global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,8 +10,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub fn connect(global: &Global) -> Result<Client, Failure> {
+    connect_with_timeout(global, global.timeout)
+}
+
+/// Connects with `request_timeout` for each answer (jobs like compactions take long).
+pub fn connect_with_timeout(global: &Global, request_timeout: Duration) -> Result<Client, Failure> {
     let config = ClientConfig {
-        request_timeout: global.timeout,
+        request_timeout,
         connect_timeout: global.timeout.min(Duration::from_secs(10)),
         ..ClientConfig::default()
     };
@@ -32,8 +37,15 @@ pub struct StatsArgs {
     shard: Option<u16>,
 }
 
-fn counter(s: &ShardStats, name: &str) -> u64 {
+pub fn counter(s: &ShardStats, name: &str) -> u64 {
     s.get(name).unwrap_or(0)
+}
+
+/// Files per level, level 0 first, up to the deepest level the shard reports.
+pub fn level_files(s: &ShardStats) -> Vec<u64> {
+    (0..)
+        .map_while(|level| s.get(&format!("level{level}_files")))
+        .collect()
 }
 
 /// Bytes of data a shard holds: its SSTables of every level plus its memtables.
@@ -187,7 +199,8 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<(), Failure> {
     // One row per counter, one column per shard; names in the order the first shard lists
     // them, then the derived ratios.
     let mut t = Table::new(
-        std::iter::once("counter".to_string()).chain(all.iter().map(|s| format!("shard {}", s.shard))),
+        std::iter::once("counter".to_string())
+            .chain(all.iter().map(|s| format!("shard {}", s.shard))),
     );
     let names: Vec<String> = all
         .first()
@@ -210,6 +223,63 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<(), Failure> {
             let cells = derived.iter().map(|d| format!("{:.3}", d[i].1));
             t.row(std::iter::once(name.clone()).chain(cells));
         }
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct SlotsArgs {
+    /// List every slot with its owner instead of runs of consecutive slots.
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn slots(global: &Global, args: SlotsArgs) -> Result<(), Failure> {
+    let client = connect(global)?;
+    let topology = client.topology()?;
+    // Runs of consecutive slots with one owner.
+    let mut runs: Vec<(u16, u16, u16)> = Vec::new();
+    for (slot, &owner) in topology.slot_owners.iter().enumerate() {
+        let slot = slot as u16;
+        match runs.last_mut() {
+            Some((_, end, o)) if *o == owner && *end + 1 == slot && !args.all => *end = slot,
+            _ => runs.push((slot, slot, owner)),
+        }
+    }
+    if global.json {
+        let doc = json!({
+            "epoch": topology.epoch,
+            "shard_ports": topology.shard_ports,
+            "ranges": runs
+                .iter()
+                .map(|(first, last, shard)| json!({"first": first, "last": last, "shard": shard}))
+                .collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        return Ok(());
+    }
+    println!(
+        "slot map epoch {}, {} shards",
+        topology.epoch,
+        topology.shard_ports.len()
+    );
+    let mut t = Table::new(["slots", "count", "shard", "port"]);
+    for (first, last, shard) in &runs {
+        t.row([
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            },
+            (last - first + 1).to_string(),
+            shard.to_string(),
+            topology
+                .shard_ports
+                .get(usize::from(*shard))
+                .map(u16::to_string)
+                .unwrap_or_default(),
+        ]);
     }
     print!("{}", t.render());
     Ok(())

@@ -13,9 +13,11 @@
 
 mod dma;
 mod mem;
+mod std_fs;
 
 pub use dma::{probe_io_uring, DmaFs};
 pub use mem::{FaultConfig, MemFs};
+pub use std_fs::{block_on, StdFile, StdFs};
 
 use crate::error::Result;
 use std::path::Path;

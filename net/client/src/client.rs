@@ -20,6 +20,7 @@ use crate::link::{Reply, ReplyResult};
 use crate::ops::{self, Call, CursorScan, Entry, ScanPage, SlotScan, SlotSelector};
 use crate::pool::Pool;
 use crate::routing::Router;
+use ringkv_proto::request::{ALL_SHARDS, ALL_SLOTS};
 use ringkv_proto::{opcode, BatchOp, Request, ShardStats, Topology};
 use std::fmt;
 use std::net::ToSocketAddrs;
@@ -189,6 +190,45 @@ impl Client {
     /// Counters of every shard, as STATS returns them.
     pub fn stats(&self) -> Result<Vec<ShardStats>, ClientError> {
         ops::expect_stats(self.run(self.pool.stats_call()?)?)
+    }
+
+    /// Flushes the memtables of `shard` (`None`: every shard) to SSTables; returns when done.
+    pub fn flush(&self, shard: Option<u16>) -> Result<(), ClientError> {
+        let request = Request::Flush {
+            shard: shard.unwrap_or(ALL_SHARDS),
+        };
+        ops::expect_done(self.run(self.pool.admin_call(&request)?)?, opcode::FLUSH)
+    }
+
+    /// Compacts the data of `slot` (`None`: every slot) on `shard` (`None`: every shard) down
+    /// to the deepest level. With `wait`, returns once the compaction is done (allow for it
+    /// in the request timeout); without, once it has started.
+    pub fn compact(
+        &self,
+        shard: Option<u16>,
+        slot: Option<u16>,
+        wait: bool,
+    ) -> Result<(), ClientError> {
+        let request = Request::Compact {
+            shard: shard.unwrap_or(ALL_SHARDS),
+            slot: slot.unwrap_or(ALL_SLOTS),
+            wait,
+        };
+        ops::expect_done(self.run(self.pool.admin_call(&request)?)?, opcode::COMPACT)
+    }
+
+    /// Writes a consistent copy of every shard and the slot map into `path`, a directory on
+    /// the node's host that must not exist (absolute). Returns when the copy is complete.
+    pub fn checkpoint(&self, path: &std::path::Path) -> Result<(), ClientError> {
+        use std::os::unix::ffi::OsStrExt;
+        let request = Request::Checkpoint {
+            shard: ALL_SHARDS,
+            path: path.as_os_str().as_bytes(),
+        };
+        ops::expect_done(
+            self.run(self.pool.admin_call(&request)?)?,
+            opcode::CHECKPOINT,
+        )
     }
 
     fn run(&self, call: Call) -> ReplyResult {

@@ -162,6 +162,11 @@ impl Pool {
         self.call(0, &Request::Topology)
     }
 
+    /// An admin request, sent to shard 0's connection (the node routes it).
+    pub(crate) fn admin_call(&self, request: &Request<'_>) -> Result<Call, ClientError> {
+        self.call(0, request)
+    }
+
     pub(crate) fn stats_call(&self) -> Result<Call, ClientError> {
         self.call(0, &Request::Stats)
     }

@@ -177,7 +177,27 @@ pub fn check_request(request: &Request<'_>) -> Result<(), ClientError> {
             }
             check_scan_limit(*limit)?;
         }
-        Request::Batch(_) | Request::MGet(_) | Request::Topology | Request::Stats => {}
+        Request::Compact { slot, .. } => {
+            if *slot >= SLOT_COUNT && *slot != ringkv_proto::request::ALL_SLOTS {
+                return Err(ClientError::InvalidArgument(format!(
+                    "compact slot {slot} is not below {SLOT_COUNT}"
+                )));
+            }
+        }
+        Request::Checkpoint { path, .. } => {
+            let max = ringkv_proto::request::CHECKPOINT_PATH_MAX;
+            if path.is_empty() || path.len() > max {
+                return Err(ClientError::InvalidArgument(format!(
+                    "checkpoint path of {} bytes is not in 1..={max}",
+                    path.len()
+                )));
+            }
+        }
+        Request::Batch(_)
+        | Request::MGet(_)
+        | Request::Topology
+        | Request::Stats
+        | Request::Flush { .. } => {}
     }
     Ok(())
 }

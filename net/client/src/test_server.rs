@@ -281,6 +281,10 @@ fn handle(
                 .collect();
             encode_stats(out, id, &shards);
         }
+        // Admin operations are tested against the real server.
+        Request::Flush { .. } | Request::Compact { .. } | Request::Checkpoint { .. } => {
+            encode_error(out, id, op, ErrorCode::INVALID_ARGUMENT, "not in the fake")
+        }
     }
     true
 }

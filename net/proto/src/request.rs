@@ -19,6 +19,9 @@ pub mod opcode {
     pub const SCAN: u8 = 0x07;
     pub const TOPOLOGY: u8 = 0x10;
     pub const STATS: u8 = 0x11;
+    pub const FLUSH: u8 = 0x20;
+    pub const COMPACT: u8 = 0x21;
+    pub const CHECKPOINT: u8 = 0x22;
 
     /// The opcode's name, or `None` if this version does not know it.
     pub fn name(op: u8) -> Option<&'static str> {
@@ -32,6 +35,9 @@ pub mod opcode {
             SCAN => "SCAN",
             TOPOLOGY => "TOPOLOGY",
             STATS => "STATS",
+            FLUSH => "FLUSH",
+            COMPACT => "COMPACT",
+            CHECKPOINT => "CHECKPOINT",
             _ => return None,
         })
     }
@@ -46,6 +52,15 @@ pub const SCAN_LIMIT_MAX: u32 = 1 << 16;
 /// Most bytes in a PING payload.
 pub const PING_PAYLOAD_MAX: usize = 4096;
 
+/// The `shard` field of an admin request that means every shard of the node.
+pub const ALL_SHARDS: u16 = 0xFFFF;
+/// The `slot` field of COMPACT that means every slot.
+pub const ALL_SLOTS: u16 = 0xFFFF;
+/// COMPACT flag: answer once the compaction has finished (else once it has started).
+pub const COMPACT_WAIT: u8 = 1;
+/// Longest CHECKPOINT path in bytes.
+pub const CHECKPOINT_PATH_MAX: usize = 4096;
+
 /// Kind byte of a BATCH entry.
 pub const BATCH_PUT: u8 = 1;
 /// Kind byte of a BATCH entry.
@@ -54,15 +69,41 @@ pub const BATCH_DELETE: u8 = 2;
 /// A decoded request, borrowing from the frame body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
-    Ping { payload: &'a [u8] },
-    Get { key: &'a [u8] },
-    Put { key: &'a [u8], value: &'a [u8] },
-    Delete { key: &'a [u8] },
+    Ping {
+        payload: &'a [u8],
+    },
+    Get {
+        key: &'a [u8],
+    },
+    Put {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        key: &'a [u8],
+    },
     Batch(BatchView<'a>),
     MGet(KeysView<'a>),
     Scan(ScanRequest<'a>),
     Topology,
     Stats,
+    /// Flush the memtables of `shard` (or [`ALL_SHARDS`]) to SSTables.
+    Flush {
+        shard: u16,
+    },
+    /// Compact `shard`'s (or every shard's) data of `slot` (or [`ALL_SLOTS`]) down to the
+    /// deepest level; with `wait`, answer once done.
+    Compact {
+        shard: u16,
+        slot: u16,
+        wait: bool,
+    },
+    /// Write a consistent copy of `shard` (or of every shard plus the slot map) into the
+    /// directory `path` on the node's host (absolute, must not exist).
+    Checkpoint {
+        shard: u16,
+        path: &'a [u8],
+    },
 }
 
 /// One operation of a BATCH.
@@ -235,6 +276,43 @@ impl<'a> Request<'a> {
             opcode::SCAN => Request::Scan(decode_scan(&mut c)?),
             opcode::TOPOLOGY => Request::Topology,
             opcode::STATS => Request::Stats,
+            opcode::FLUSH => Request::Flush {
+                shard: c.u16("flush shard")?,
+            },
+            opcode::COMPACT => {
+                let shard = c.u16("compact shard")?;
+                let slot = c.u16("compact slot")?;
+                if slot >= crate::SLOT_COUNT && slot != ALL_SLOTS {
+                    return Err(ProtoError::InvalidField {
+                        field: "compact slot",
+                        value: u64::from(slot),
+                    });
+                }
+                let flags = c.u8("compact flags")?;
+                if flags & !COMPACT_WAIT != 0 {
+                    return Err(ProtoError::InvalidField {
+                        field: "compact flags",
+                        value: u64::from(flags),
+                    });
+                }
+                Request::Compact {
+                    shard,
+                    slot,
+                    wait: flags & COMPACT_WAIT != 0,
+                }
+            }
+            opcode::CHECKPOINT => {
+                let shard = c.u16("checkpoint shard")?;
+                let path = c.short_bytes("checkpoint path")?;
+                if path.is_empty() || path.len() > CHECKPOINT_PATH_MAX {
+                    return Err(ProtoError::TooLong {
+                        field: "checkpoint path",
+                        len: path.len(),
+                        max: CHECKPOINT_PATH_MAX,
+                    });
+                }
+                Request::Checkpoint { shard, path }
+            }
             other => return Err(ProtoError::UnknownOpcode(other)),
         };
         c.finish()?;
@@ -252,6 +330,9 @@ impl<'a> Request<'a> {
             Request::Scan(_) => opcode::SCAN,
             Request::Topology => opcode::TOPOLOGY,
             Request::Stats => opcode::STATS,
+            Request::Flush { .. } => opcode::FLUSH,
+            Request::Compact { .. } => opcode::COMPACT,
+            Request::Checkpoint { .. } => opcode::CHECKPOINT,
         }
     }
 
@@ -291,6 +372,16 @@ impl<'a> Request<'a> {
                 out.extend_from_slice(&limit.to_le_bytes());
             }
             Request::Topology | Request::Stats => {}
+            Request::Flush { shard } => out.extend_from_slice(&shard.to_le_bytes()),
+            Request::Compact { shard, slot, wait } => {
+                out.extend_from_slice(&shard.to_le_bytes());
+                out.extend_from_slice(&slot.to_le_bytes());
+                out.push(if *wait { COMPACT_WAIT } else { 0 });
+            }
+            Request::Checkpoint { shard, path } => {
+                out.extend_from_slice(&shard.to_le_bytes());
+                put_short_bytes(out, path);
+            }
         }
         end_frame(out, start);
     }

@@ -21,7 +21,7 @@ pub enum Response<'a> {
     },
     /// GET: the value, or `None` if the key does not exist.
     Value(Option<&'a [u8]>),
-    /// PUT or DELETE applied (durably, under `sync`).
+    /// PUT or DELETE applied (durably, under `sync`); FLUSH, COMPACT or CHECKPOINT done.
     Done,
     /// BATCH applied; `applied` operations.
     BatchDone {
@@ -59,7 +59,9 @@ impl<'a> Response<'a> {
                 Response::Pong { payload: body }
             }
             opcode::GET => Response::Value(decode_optional_value(&mut c)?),
-            opcode::PUT | opcode::DELETE => Response::Done,
+            opcode::PUT | opcode::DELETE | opcode::FLUSH | opcode::COMPACT | opcode::CHECKPOINT => {
+                Response::Done
+            }
             opcode::BATCH => Response::BatchDone {
                 applied: c.u32("batch applied")?,
             },

@@ -55,11 +55,11 @@ fn memtable_bytes_for(budget_bytes: u64) -> usize {
 }
 
 /// Holds an exclusive lock on the data dir for the life of the process.
-struct DirLock {
+pub struct DirLock {
     _file: std::fs::File,
 }
 
-fn lock_data_dir(dir: &Path) -> Result<DirLock> {
+pub fn lock_data_dir(dir: &Path) -> Result<DirLock> {
     use std::os::fd::AsRawFd;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
@@ -164,7 +164,9 @@ pub fn run(config: Config) -> Result<()> {
         controls.push(control_tx);
         let ctx = ShardStart {
             shard,
-            dir: config.data_dir.join(format!("shard-{shard:03}")),
+            dir: config
+                .data_dir
+                .join(crate::shard::admin::shard_dir_name(shard)),
             options: options.clone(),
             map: map.clone(),
             shard_ports: shard_ports.clone(),

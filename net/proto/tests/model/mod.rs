@@ -40,6 +40,16 @@ pub enum Req {
     },
     Topology,
     Stats,
+    Flush(u16),
+    Compact {
+        shard: u16,
+        slot: u16,
+        wait: bool,
+    },
+    Checkpoint {
+        shard: u16,
+        path: Vec<u8>,
+    },
 }
 
 impl Req {
@@ -54,6 +64,9 @@ impl Req {
             Req::ScanSlot { .. } | Req::ScanCursor { .. } => opcode::SCAN,
             Req::Topology => opcode::TOPOLOGY,
             Req::Stats => opcode::STATS,
+            Req::Flush(_) => opcode::FLUSH,
+            Req::Compact { .. } => opcode::COMPACT,
+            Req::Checkpoint { .. } => opcode::CHECKPOINT,
         }
     }
 
@@ -102,6 +115,18 @@ impl Req {
             .encode(request_id, out),
             Req::Topology => Request::Topology.encode(request_id, out),
             Req::Stats => Request::Stats.encode(request_id, out),
+            Req::Flush(shard) => Request::Flush { shard: *shard }.encode(request_id, out),
+            Req::Compact { shard, slot, wait } => Request::Compact {
+                shard: *shard,
+                slot: *slot,
+                wait: *wait,
+            }
+            .encode(request_id, out),
+            Req::Checkpoint { shard, path } => Request::Checkpoint {
+                shard: *shard,
+                path,
+            }
+            .encode(request_id, out),
         }
     }
 
@@ -148,6 +173,12 @@ impl Req {
             },
             Request::Topology => Req::Topology,
             Request::Stats => Req::Stats,
+            Request::Flush { shard } => Req::Flush(shard),
+            Request::Compact { shard, slot, wait } => Req::Compact { shard, slot, wait },
+            Request::Checkpoint { shard, path } => Req::Checkpoint {
+                shard,
+                path: path.to_vec(),
+            },
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::{Msg, Op, Req, Resp};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use ringkv_proto::request::{ALL_SLOTS, CHECKPOINT_PATH_MAX};
 use ringkv_proto::request::{PING_PAYLOAD_MAX, SCAN_LIMIT_MAX};
 use ringkv_proto::{opcode, ErrorCode, ShardStats, Topology, KEY_BYTES_MAX, SLOT_COUNT};
 
@@ -60,6 +61,15 @@ pub fn request() -> impl Strategy<Value = Req> {
             .prop_map(|(cursor, limit)| Req::ScanCursor { cursor, limit }),
         Just(Req::Topology),
         Just(Req::Stats),
+        any::<u16>().prop_map(Req::Flush),
+        (
+            any::<u16>(),
+            prop_oneof![0..SLOT_COUNT, Just(ALL_SLOTS)],
+            any::<bool>()
+        )
+            .prop_map(|(shard, slot, wait)| Req::Compact { shard, slot, wait }),
+        (any::<u16>(), bytes(1, CHECKPOINT_PATH_MAX))
+            .prop_map(|(shard, path)| Req::Checkpoint { shard, path }),
     ]
 }
 
@@ -110,7 +120,14 @@ pub fn response() -> impl Strategy<Value = Resp> {
     prop_oneof![
         bytes(0, PING_PAYLOAD_MAX).prop_map(Resp::Pong),
         proptest::option::of(value()).prop_map(Resp::Value),
-        prop_oneof![Just(opcode::PUT), Just(opcode::DELETE)].prop_map(Resp::Done),
+        prop_oneof![
+            Just(opcode::PUT),
+            Just(opcode::DELETE),
+            Just(opcode::FLUSH),
+            Just(opcode::COMPACT),
+            Just(opcode::CHECKPOINT)
+        ]
+        .prop_map(Resp::Done),
         any::<u32>().prop_map(Resp::BatchDone),
         vec(proptest::option::of(value()), 0..12).prop_map(Resp::MGet),
         (

@@ -12,13 +12,14 @@
 //! Waiting for durability and remote replies happens in [`InFlight::complete`], which the
 //! connection may run concurrently with reading the next wave.
 
+use crate::shard::admin;
 use crate::shard::exec::{self, decode_cursor, PendingWrites};
 use crate::shard::forward::{PeerGone, ReplyReceiver};
 use crate::shard::{bump, ShardRef};
-use ringkv_proto::request::ScanRequest;
+use ringkv_proto::request::{ScanRequest, ALL_SHARDS};
 use ringkv_proto::{
-    encode_batch_done, encode_error, encode_pong, encode_stats, opcode, slot_of, BatchOp,
-    BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, MGetWriter, ProtoError, Request,
+    encode_batch_done, encode_done, encode_error, encode_pong, encode_stats, opcode, slot_of,
+    BatchOp, BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, MGetWriter, ProtoError, Request,
     Response, ShardStats, Topology, ValuesWriter,
 };
 
@@ -47,6 +48,12 @@ enum Merge {
     Stats {
         request_id: u64,
         shards: Vec<ShardStats>,
+        error: Option<(ErrorCode, String)>,
+    },
+    /// An admin request sent to every shard: DONE once all are done, else the first error.
+    Done {
+        request_id: u64,
+        opcode: u8,
         error: Option<(ErrorCode, String)>,
     },
 }
@@ -240,6 +247,46 @@ impl Wave {
                     }
                 }
             }
+            Request::Flush { shard: target } => {
+                self.admin(h.request_id, h.opcode, target, raw, |dest| Request::Flush {
+                    shard: dest,
+                })
+            }
+            Request::Compact {
+                shard: target,
+                slot,
+                wait,
+            } => self.admin(h.request_id, h.opcode, target, raw, |dest| {
+                Request::Compact {
+                    shard: dest,
+                    slot,
+                    wait,
+                }
+            }),
+            Request::Checkpoint {
+                shard: target,
+                path,
+            } => {
+                let checked = if target == ALL_SHARDS {
+                    admin::check_checkpoint_path(path)
+                } else {
+                    Err((
+                        ErrorCode::INVALID_ARGUMENT,
+                        format!(
+                            "CHECKPOINT covers every shard: its shard field must be {ALL_SHARDS:#06x}, not {target}"
+                        ),
+                    ))
+                };
+                match checked {
+                    Ok(()) => self.admin(h.request_id, h.opcode, target, raw, |dest| {
+                        Request::Checkpoint { shard: dest, path }
+                    }),
+                    Err((code, message)) => {
+                        bump(&shard.counters.errors, 1);
+                        encode_error(&mut self.direct, h.request_id, h.opcode, code, &message)
+                    }
+                }
+            }
             Request::Stats => {
                 let index = self.merges.len();
                 self.merges.push(Merge::Stats {
@@ -252,6 +299,48 @@ impl Wave {
                     self.parts[dest].push(Part::Split { index });
                 }
             }
+        }
+    }
+
+    /// Routes an admin frame: to the shard it names, or (for [`ALL_SHARDS`]) to every shard
+    /// as a frame naming that shard, answered once all are done.
+    fn admin<'r>(
+        &mut self,
+        request_id: u64,
+        op: u8,
+        target: u16,
+        raw: &[u8],
+        for_shard: impl Fn(u16) -> Request<'r>,
+    ) {
+        if target == ALL_SHARDS {
+            let index = self.merges.len();
+            self.merges.push(Merge::Done {
+                request_id,
+                opcode: op,
+                error: None,
+            });
+            for dest in 0..self.shard_count {
+                for_shard(dest as u16).encode(request_id, &mut self.frames[dest]);
+                self.parts[dest].push(Part::Split { index });
+            }
+        } else if usize::from(target) < self.shard_count {
+            let whole = Part::Whole {
+                request_id,
+                opcode: op,
+            };
+            self.send(target, raw, whole);
+        } else {
+            let message = format!(
+                "there is no shard {target}: the node has shards 0..{}",
+                self.shard_count
+            );
+            encode_error(
+                &mut self.direct,
+                request_id,
+                op,
+                ErrorCode::INVALID_ARGUMENT,
+                &message,
+            );
         }
     }
 
@@ -283,7 +372,12 @@ impl Wave {
             Request::Scan(ScanRequest::Cursor { cursor, .. }) => {
                 matches!(decode_cursor(cursor), Ok((slot, _)) if map.owner(slot) == shard.id)
             }
-            Request::Ping { .. } | Request::Topology | Request::Stats => false,
+            Request::Ping { .. }
+            | Request::Topology
+            | Request::Stats
+            | Request::Flush { .. }
+            | Request::Compact { .. }
+            | Request::Checkpoint { .. } => false,
         }
     }
 
@@ -424,7 +518,10 @@ fn fold(merge: &mut Merge, dest: usize, result: Result<Response<'_>, (ErrorCode,
     });
     match (merge, result) {
         (
-            Merge::Batch { error, .. } | Merge::MGet { error, .. } | Merge::Stats { error, .. },
+            Merge::Batch { error, .. }
+            | Merge::MGet { error, .. }
+            | Merge::Stats { error, .. }
+            | Merge::Done { error, .. },
             Err(e),
         ) => {
             error.get_or_insert(e);
@@ -441,8 +538,12 @@ fn fold(merge: &mut Merge, dest: usize, result: Result<Response<'_>, (ErrorCode,
             }
         }
         (Merge::Stats { shards, .. }, Ok(Response::Stats(mut s))) => shards.append(&mut s),
+        (Merge::Done { .. }, Ok(Response::Done)) => {}
         (
-            Merge::Batch { error, .. } | Merge::MGet { error, .. } | Merge::Stats { error, .. },
+            Merge::Batch { error, .. }
+            | Merge::MGet { error, .. }
+            | Merge::Stats { error, .. }
+            | Merge::Done { error, .. },
             Ok(_),
         ) => {
             error.get_or_insert((
@@ -487,6 +588,16 @@ fn encode_merge(merge: Merge, out: &mut Vec<u8>) {
             error: Some((code, message)),
             ..
         } => encode_error(out, request_id, opcode::STATS, code, &message),
+        Merge::Done {
+            request_id,
+            opcode,
+            error: Some((code, message)),
+        } => encode_error(out, request_id, opcode, code, &message),
+        Merge::Done {
+            request_id,
+            opcode,
+            error: None,
+        } => encode_done(out, request_id, opcode),
         Merge::Stats {
             request_id,
             mut shards,

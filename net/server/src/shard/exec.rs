@@ -10,6 +10,7 @@
 //! before [`finish`] has waited for durability. If the write fails, `finish` replaces those
 //! responses with error responses.
 
+use super::admin::{self, AdminResult, AdminWait};
 use super::{bump, Shard};
 use ringkv_engine::db::{WriteBatch, WriteTicket, VALUE_BYTES_MAX};
 use ringkv_engine::Error as EngineError;
@@ -34,11 +35,13 @@ pub struct PendingWrites {
     response_offsets: Vec<usize>,
     /// Set if applying failed; those responses become this error.
     failed: Option<(ErrorCode, String)>,
+    /// Admin jobs whose DONE answers wait for the job.
+    admin: Vec<AdminWait>,
 }
 
 impl PendingWrites {
     pub fn is_empty(&self) -> bool {
-        self.response_offsets.is_empty()
+        self.response_offsets.is_empty() && self.admin.is_empty()
     }
 }
 
@@ -107,28 +110,43 @@ pub async fn finish(shard: &Shard, pending: PendingWrites, out: &mut Vec<u8>) {
             failed = Some((error_code(&e), format!("shard {}: {e}", shard.id)));
         }
     }
-    if let Some((code, message)) = failed {
-        replace_with_errors(out, &pending.response_offsets, code, &message);
+    let mut errors: Vec<(usize, (ErrorCode, String))> = Vec::new();
+    if let Some(error) = failed {
+        errors.extend(pending.response_offsets.iter().map(|&o| (o, error.clone())));
+    }
+    for wait in pending.admin {
+        let result: AdminResult = wait.done.recv_async().await.unwrap_or_else(|_| {
+            Err((
+                ErrorCode::INTERNAL,
+                format!("shard {}: the admin job ended without an answer", shard.id),
+            ))
+        });
+        if let Err(error) = result {
+            errors.push((wait.offset, error));
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|(offset, _)| *offset);
+        replace_with_errors(out, &errors);
     }
 }
 
-/// Rewrites the response frames starting at `offsets` (sorted) as error responses.
-fn replace_with_errors(out: &mut Vec<u8>, offsets: &[usize], code: ErrorCode, message: &str) {
+/// Rewrites the response frames starting at the given offsets (sorted) as error responses.
+fn replace_with_errors(out: &mut Vec<u8>, errors: &[(usize, (ErrorCode, String))]) {
     let old = std::mem::take(out);
     let decoder = FrameDecoder::new(u32::MAX);
     let mut at = 0;
-    let mut next = offsets.iter().peekable();
+    let mut next = errors.iter().peekable();
     while at < old.len() {
         let Ok(Decoded::Frame(frame, used)) = decoder.next(&old[at..]) else {
             break;
         };
-        if next.peek() == Some(&&at) {
-            next.next();
+        if let Some((_, (code, message))) = next.next_if(|(offset, _)| *offset == at) {
             encode_error(
                 out,
                 frame.header.request_id,
                 frame.header.opcode,
-                code,
+                *code,
                 message,
             );
         } else {
@@ -166,11 +184,35 @@ impl Run<'_> {
                 ErrorCode::INTERNAL,
                 "TOPOLOGY is answered by the receiving connection".into(),
             )),
+            Request::Flush { shard } => admin::flush(self.shard, shard)
+                .map(|done| self.admin_answer(id, op, Some(done), out)),
+            Request::Compact { shard, slot, wait } => admin::compact(self.shard, shard, slot)
+                .map(|done| self.admin_answer(id, op, wait.then_some(done), out)),
+            Request::Checkpoint { shard, path } => admin::checkpoint(self.shard, shard, path)
+                .map(|done| self.admin_answer(id, op, Some(done), out)),
         };
         if let Err((code, message)) = result {
             bump(&self.shard.counters.errors, 1);
             encode_error(out, id, op, code, &message);
         }
+    }
+
+    /// Writes the optimistic DONE of an admin frame; with `done`, it is released only once
+    /// the job has finished (and replaced by the job's error if it failed).
+    fn admin_answer(
+        &mut self,
+        id: u64,
+        op: u8,
+        done: Option<flume::Receiver<AdminResult>>,
+        out: &mut Vec<u8>,
+    ) {
+        if let Some(done) = done {
+            self.pending.admin.push(AdminWait {
+                offset: out.len(),
+                done,
+            });
+        }
+        encode_done(out, id, op);
     }
 
     fn check_owner(&self, slot: u16) -> Result<(), (ErrorCode, String)> {
@@ -456,6 +498,11 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         ("connections_rejected".into(), c.connections_rejected.get()),
         ("bytes_in".into(), c.bytes_in.get()),
         ("bytes_out".into(), c.bytes_out.get()),
+        ("manual_compactions".into(), c.manual_compactions.get()),
+        (
+            "manual_compactions_running".into(),
+            shard.admin_jobs.compactions.get(),
+        ),
         ("memtable_bytes".into(), s.memtable_bytes),
         ("immutable_memtables".into(), s.immutable_memtables),
         ("compaction_debt_bytes".into(), s.compaction_debt_bytes),

@@ -7,6 +7,7 @@
 //! - [`forward`] sends frames for keys of other shards to their owners and serves frames
 //!   that other shards send here.
 
+pub mod admin;
 pub mod exec;
 pub mod forward;
 
@@ -36,6 +37,14 @@ pub struct Counters {
     pub connections_rejected: Cell<u64>,
     pub bytes_in: Cell<u64>,
     pub bytes_out: Cell<u64>,
+    /// COMPACT jobs started.
+    pub manual_compactions: Cell<u64>,
+}
+
+/// Admin jobs of a shard that are running now (shared with the jobs' tasks).
+#[derive(Default, Debug)]
+pub struct AdminJobs {
+    pub compactions: Cell<u64>,
 }
 
 /// Adds `n` to a counter.
@@ -80,6 +89,7 @@ pub struct Shard {
     pub connections_changed: Notify,
     batch_pool: RefCell<Vec<WriteBatch>>,
     pub started: Instant,
+    pub admin_jobs: Rc<AdminJobs>,
 }
 
 /// Most write batches kept for reuse.
@@ -110,6 +120,7 @@ impl Shard {
             connections_changed: Notify::default(),
             batch_pool: RefCell::new(Vec::new()),
             started: Instant::now(),
+            admin_jobs: Rc::default(),
         }
     }
 

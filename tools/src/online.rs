@@ -147,8 +147,9 @@ fn derived(s: &ShardStats) -> Vec<(String, f64)> {
     vec![
         (
             "write_amplification".into(),
+            // disk_bytes_written counts the WAL, flushes and compactions.
             ratio(
-                counter(s, "disk_bytes_written") + counter(s, "wal_bytes_written"),
+                counter(s, "disk_bytes_written"),
                 counter(s, "user_bytes_written"),
             ),
         ),

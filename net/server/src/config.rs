@@ -55,7 +55,7 @@ pub struct Flags {
 
     /// TOML file with any of these settings (same names, with underscores: data_dir,
     /// listen, shards, durability, memory_mb, pin, max_connections, max_frame_bytes,
-    /// frame_timeout_ms, handshake_timeout_ms, log). Flags override it.
+    /// frame_timeout_ms, handshake_timeout_ms, metrics_listen, log). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -79,6 +79,13 @@ pub struct Flags {
     #[arg(long, value_name = "MS")]
     pub handshake_timeout_ms: Option<u64>,
 
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics: per-shard
+    /// request counts and latency histograms, bytes in and out, WAL syncs, flushes,
+    /// compactions, compaction debt, stalls, memory against budget, cross-shard messages and
+    /// connections. [default: off]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `ringkv_server=debug`. The RUST_LOG
     /// environment variable overrides it. [default: info]
     #[arg(long, value_name = "FILTER")]
@@ -99,6 +106,7 @@ struct FileConfig {
     max_frame_bytes: Option<u32>,
     frame_timeout_ms: Option<u64>,
     handshake_timeout_ms: Option<u64>,
+    metrics_listen: Option<String>,
     log: Option<String>,
 }
 
@@ -128,6 +136,7 @@ pub struct Config {
     pub max_frame_bytes: u32,
     pub frame_timeout: Duration,
     pub handshake_timeout: Duration,
+    pub metrics_listen: Option<SocketAddr>,
     pub log: String,
 }
 
@@ -221,6 +230,12 @@ impl Config {
         if frame_timeout_ms == 0 || handshake_timeout_ms == 0 {
             bail!("timeouts must be at least 1 ms");
         }
+        let metrics_listen = match flags.metrics_listen.or(file.metrics_listen) {
+            Some(text) => Some(text.parse::<SocketAddr>().with_context(|| {
+                format!("--metrics-listen {text}: expected HOST:PORT, e.g. 127.0.0.1:9470")
+            })?),
+            None => None,
+        };
         Ok(Config {
             data_dir: flags
                 .data_dir
@@ -235,6 +250,7 @@ impl Config {
             max_frame_bytes,
             frame_timeout: Duration::from_millis(frame_timeout_ms),
             handshake_timeout: Duration::from_millis(handshake_timeout_ms),
+            metrics_listen,
             log: flags.log.or(file.log).unwrap_or_else(|| "info".to_string()),
         })
     }

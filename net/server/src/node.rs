@@ -156,6 +156,11 @@ pub fn run(config: Config) -> Result<()> {
     let (events_tx, events) = flume::unbounded::<Event>();
     spawn_signal_thread(events_tx.clone())?;
     let node_connections = Arc::new(AtomicU32::new(0));
+    let board = crate::metrics::Board::new(shards);
+    if let Some(addr) = config.metrics_listen {
+        let bound = crate::metrics::serve(addr, board.clone())?;
+        tracing::info!(%bound, "serving Prometheus metrics at /metrics");
+    }
     let mut controls = Vec::new();
     let mut handles = Vec::new();
     for (shard, channels) in forward::build(shards).into_iter().enumerate() {
@@ -173,6 +178,7 @@ pub fn run(config: Config) -> Result<()> {
             config: config.clone(),
             channels,
             node_connections: node_connections.clone(),
+            board: board.clone(),
         };
         let placement = if pinned && !cpus.is_empty() {
             Placement::Fixed(cpus[usize::from(shard) % cpus.len()])
@@ -357,6 +363,7 @@ struct ShardStart {
     config: Arc<Config>,
     channels: PeerChannels,
     node_connections: Arc<AtomicU32>,
+    board: Arc<crate::metrics::Board>,
 }
 
 async fn shard_main(
@@ -385,6 +392,17 @@ async fn shard_main(
         ctx.node_connections,
     ));
     forward::spawn_loops(&shard, receivers);
+    if ctx.config.metrics_listen.is_some() {
+        let shard = shard.clone();
+        let board = ctx.board.clone();
+        glommio::spawn_local(async move {
+            while !shard.shutdown.requested.get() {
+                board.publish(crate::shard::exec::shard_stats(&shard));
+                glommio::timer::sleep(crate::metrics::PUBLISH_INTERVAL).await;
+            }
+        })
+        .detach();
+    }
     let own = SocketAddr::new(ctx.config.listen.ip(), ctx.shard_ports[usize::from(id)]);
     let mut accepts = Vec::new();
     for addr in [ctx.config.listen, own] {

@@ -93,6 +93,13 @@ enum ReadOutcome {
     Failed,
 }
 
+/// Records a wave's latency for its (reads, writes) request frames.
+fn record_latency(shard: &ShardRef, arrived: std::time::Instant, (reads, writes): (u64, u64)) {
+    let micros = arrived.elapsed().as_micros() as u64;
+    shard.counters.latency_read.record(micros, reads);
+    shard.counters.latency_write.record(micros, writes);
+}
+
 async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<TcpStream>) {
     let decoder = FrameDecoder::new(shard.config.max_frame_bytes);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
@@ -103,6 +110,7 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
     loop {
         // Route every complete frame in the buffer as one wave.
         let mut wave = Wave::new(shard.map().shard_count);
+        let arrived = std::time::Instant::now();
         let mut at = 0;
         let mut needed = HEADER_BYTES;
         while at < filled {
@@ -133,7 +141,9 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
             if in_flight.is_ready() {
                 // Nothing to wait for: answer into the send buffer directly.
                 let mut out = std::mem::take(&mut *state.out.borrow_mut());
+                let kinds = (in_flight.wave.reads, in_flight.wave.writes);
                 in_flight.complete(shard, &mut out).await;
+                record_latency(shard, arrived, kinds);
                 let mut current = state.out.borrow_mut();
                 if current.is_empty() {
                     *current = out;
@@ -148,7 +158,9 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     let mut out = Vec::new();
+                    let kinds = (in_flight.wave.reads, in_flight.wave.writes);
                     in_flight.complete(&shard, &mut out).await;
+                    record_latency(&shard, arrived, kinds);
                     state.out.borrow_mut().extend_from_slice(&out);
                     state.waves_in_flight.set(state.waves_in_flight.get() - 1);
                     state.out_ready.notify_all();

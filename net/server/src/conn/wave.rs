@@ -74,6 +74,9 @@ pub struct Wave {
     /// are the span `local_span` of the read buffer, executed in place.
     local_span: Option<std::ops::Range<usize>>,
     span_ok: bool,
+    /// Read and write request frames routed (for the latency histograms).
+    pub reads: u64,
+    pub writes: u64,
 }
 
 impl Wave {
@@ -89,6 +92,8 @@ impl Wave {
             frames_routed: 0,
             local_span: None,
             span_ok: true,
+            reads: 0,
+            writes: 0,
         }
     }
 
@@ -127,6 +132,11 @@ impl Wave {
         let raw = &buf[at..at + used];
         let local = usize::from(shard.id);
         let h = frame.header;
+        match h.opcode {
+            opcode::GET | opcode::MGET | opcode::SCAN => self.reads += 1,
+            opcode::PUT | opcode::DELETE | opcode::BATCH => self.writes += 1,
+            _ => {}
+        }
         if self.goes_whole_to(shard, &frame) {
             // Checked and owned here: no need to decode it again to route it.
             if self.span_ok {
@@ -420,7 +430,7 @@ impl Wave {
 
 /// A dispatched wave waiting for durability and replies.
 pub struct InFlight {
-    wave: Wave,
+    pub wave: Wave,
     pending: PendingWrites,
     local_out: Vec<u8>,
     remote: Vec<(usize, Result<ReplyReceiver, PeerGone>)>,

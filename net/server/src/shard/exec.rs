@@ -525,6 +525,8 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         values.push((format!("level{level}_files"), l.files));
         values.push((format!("level{level}_bytes"), l.bytes));
     }
+    c.latency_read.export("latency_read_us", &mut values);
+    c.latency_write.export("latency_write_us", &mut values);
     ShardStats {
         shard: shard.id,
         values,

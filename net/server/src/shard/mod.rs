@@ -12,6 +12,7 @@ pub mod exec;
 pub mod forward;
 
 use crate::config::Config;
+use crate::metrics::LatencyHistogram;
 use crate::slotmap::SlotMap;
 use ringkv_engine::db::{Db, WriteBatch};
 use ringkv_engine::io::DmaFs;
@@ -39,6 +40,10 @@ pub struct Counters {
     pub bytes_out: Cell<u64>,
     /// COMPACT jobs started.
     pub manual_compactions: Cell<u64>,
+    /// From a socket read of requests to their answers being ready: waves with reads.
+    pub latency_read: LatencyHistogram,
+    /// The same for waves with writes (durable when the answers are ready).
+    pub latency_write: LatencyHistogram,
 }
 
 /// Admin jobs of a shard that are running now (shared with the jobs' tasks).

@@ -492,6 +492,35 @@ pub fn bench_binary() -> PathBuf {
         .clone()
 }
 
+/// The `ringkv-admin` binary: `$RINGKV_ADMIN_BIN` if set, else built (debug) by cargo on
+/// first use.
+pub fn admin_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| workspace_binary("RINGKV_ADMIN_BIN", "ringkv-admin", "ringkv-admin"))
+        .clone()
+}
+
+/// Runs `ringkv-admin ARGS` and returns its exit code, stdout and stderr.
+pub fn admin(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(admin_binary())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running ringkv-admin {args:?}: {e}"));
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `ringkv-admin ARGS`, asserts it succeeded, and returns its stdout.
+pub fn admin_ok(args: &[&str]) -> String {
+    let (code, out, err) = admin(args);
+    assert_eq!(code, 0, "ringkv-admin {args:?} failed:\n{out}\n{err}");
+    out
+}
+
 /// `$env_var` if set, else binary `bin` of `package`, built (debug) with cargo.
 fn workspace_binary(env_var: &str, package: &str, bin: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env_var) {

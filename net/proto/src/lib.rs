@@ -24,12 +24,13 @@ pub use frame::{
     HEADER_BYTES, MAX_FRAME_BYTES_DEFAULT, SERVER_HELLO_BYTES,
 };
 pub use request::{
-    opcode, BatchOp, BatchView, BatchWriter, KeysView, MGetWriter, Request, ScanRequest,
+    opcode, BatchOp, BatchView, BatchWriter, KeysView, MGetWriter, MovesView, Request, ScanRequest,
 };
 pub use response::{
     begin_get_in_place, begin_value_in_place, encode_batch_done, encode_done, encode_error,
-    encode_pong, encode_stats, encode_value, finish_get_in_place, finish_value_in_place, Response,
-    ScanView, ScanWriter, ShardStats, Topology, ValueInPlace, ValuesView, ValuesWriter,
+    encode_pong, encode_slot_stats, encode_stats, encode_value, finish_get_in_place,
+    finish_value_in_place, rebalance_state, RebalanceStatus, Response, ScanView, ScanWriter,
+    ShardStats, SlotStat, Topology, ValueInPlace, ValuesView, ValuesWriter,
 };
 pub use slot::{hash_part, shard_of_slot, slot_of, stored_key, SLOT_COUNT};
 

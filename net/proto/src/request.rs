@@ -22,6 +22,8 @@ pub mod opcode {
     pub const FLUSH: u8 = 0x20;
     pub const COMPACT: u8 = 0x21;
     pub const CHECKPOINT: u8 = 0x22;
+    pub const REBALANCE: u8 = 0x23;
+    pub const SLOT_STATS: u8 = 0x24;
 
     /// The opcode's name, or `None` if this version does not know it.
     pub fn name(op: u8) -> Option<&'static str> {
@@ -38,6 +40,8 @@ pub mod opcode {
             FLUSH => "FLUSH",
             COMPACT => "COMPACT",
             CHECKPOINT => "CHECKPOINT",
+            REBALANCE => "REBALANCE",
+            SLOT_STATS => "SLOT_STATS",
             _ => return None,
         })
     }
@@ -58,6 +62,15 @@ pub const ALL_SHARDS: u16 = 0xFFFF;
 pub const ALL_SLOTS: u16 = 0xFFFF;
 /// COMPACT flag: answer once the compaction has finished (else once it has started).
 pub const COMPACT_WAIT: u8 = 1;
+/// REBALANCE action: start moving slots.
+pub const REBALANCE_APPLY: u8 = 1;
+/// REBALANCE action: report the job's progress.
+pub const REBALANCE_STATUS: u8 = 2;
+/// REBALANCE action: stop the job after the slot being moved.
+pub const REBALANCE_CANCEL: u8 = 3;
+/// Most moves in one REBALANCE apply.
+pub const REBALANCE_MOVES_MAX: u32 = crate::SLOT_COUNT as u32;
+
 /// Longest CHECKPOINT path in bytes.
 pub const CHECKPOINT_PATH_MAX: usize = 4096;
 
@@ -104,6 +117,62 @@ pub enum Request<'a> {
         shard: u16,
         path: &'a [u8],
     },
+    /// Start moving slots between the node's shards, at most `max_bytes_per_sec` of copying
+    /// (0: unthrottled). Answered once the job has started.
+    RebalanceApply {
+        max_bytes_per_sec: u64,
+        moves: MovesView<'a>,
+    },
+    /// The rebalance job's progress.
+    RebalanceStatus,
+    /// Stop the rebalance job once the slot being moved is done (or its copy abandoned).
+    RebalanceCancel,
+    /// Per slot: owner, approximate bytes stored and operations executed.
+    SlotStats,
+}
+
+/// A validated list of slot moves: `count` entries of `slot u16 | to_shard u16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovesView<'a> {
+    count: u32,
+    entries: &'a [u8],
+}
+
+impl<'a> MovesView<'a> {
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// `(slot, to_shard)` pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u16)> + 'a {
+        self.entries.chunks_exact(4).map(|e| {
+            (
+                u16::from_le_bytes([e[0], e[1]]),
+                u16::from_le_bytes([e[2], e[3]]),
+            )
+        })
+    }
+
+    /// Encodes `moves` as the entries of a view (for building requests).
+    pub fn encode_entries(moves: &[(u16, u16)], out: &mut Vec<u8>) {
+        for (slot, to) in moves {
+            out.extend_from_slice(&slot.to_le_bytes());
+            out.extend_from_slice(&to.to_le_bytes());
+        }
+    }
+
+    /// A view over `entries` built by [`MovesView::encode_entries`] (for building requests;
+    /// the count is the number of whole entries).
+    pub fn new(entries: &'a [u8]) -> Self {
+        Self {
+            count: (entries.len() / 4) as u32,
+            entries: &entries[..entries.len() / 4 * 4],
+        }
+    }
 }
 
 /// One operation of a BATCH.
@@ -313,6 +382,36 @@ impl<'a> Request<'a> {
                 }
                 Request::Checkpoint { shard, path }
             }
+            opcode::REBALANCE => match c.u8("rebalance action")? {
+                REBALANCE_APPLY => {
+                    let max_bytes_per_sec = c.u64("rebalance max bytes per second")?;
+                    let (count, entries) =
+                        counted_entries(&mut c, "rebalance moves", REBALANCE_MOVES_MAX, |p| {
+                            let slot = p.u16("move slot")?;
+                            p.u16("move shard")?;
+                            if slot >= crate::SLOT_COUNT {
+                                return Err(ProtoError::InvalidField {
+                                    field: "move slot",
+                                    value: u64::from(slot),
+                                });
+                            }
+                            Ok(())
+                        })?;
+                    Request::RebalanceApply {
+                        max_bytes_per_sec,
+                        moves: MovesView { count, entries },
+                    }
+                }
+                REBALANCE_STATUS => Request::RebalanceStatus,
+                REBALANCE_CANCEL => Request::RebalanceCancel,
+                other => {
+                    return Err(ProtoError::InvalidField {
+                        field: "rebalance action",
+                        value: u64::from(other),
+                    })
+                }
+            },
+            opcode::SLOT_STATS => Request::SlotStats,
             other => return Err(ProtoError::UnknownOpcode(other)),
         };
         c.finish()?;
@@ -333,6 +432,10 @@ impl<'a> Request<'a> {
             Request::Flush { .. } => opcode::FLUSH,
             Request::Compact { .. } => opcode::COMPACT,
             Request::Checkpoint { .. } => opcode::CHECKPOINT,
+            Request::RebalanceApply { .. }
+            | Request::RebalanceStatus
+            | Request::RebalanceCancel => opcode::REBALANCE,
+            Request::SlotStats => opcode::SLOT_STATS,
         }
     }
 
@@ -382,6 +485,18 @@ impl<'a> Request<'a> {
                 out.extend_from_slice(&shard.to_le_bytes());
                 put_short_bytes(out, path);
             }
+            Request::RebalanceApply {
+                max_bytes_per_sec,
+                moves,
+            } => {
+                out.push(REBALANCE_APPLY);
+                out.extend_from_slice(&max_bytes_per_sec.to_le_bytes());
+                out.extend_from_slice(&moves.count.to_le_bytes());
+                out.extend_from_slice(moves.entries);
+            }
+            Request::RebalanceStatus => out.push(REBALANCE_STATUS),
+            Request::RebalanceCancel => out.push(REBALANCE_CANCEL),
+            Request::SlotStats => {}
         }
         end_frame(out, start);
     }

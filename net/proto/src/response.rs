@@ -31,6 +31,8 @@ pub enum Response<'a> {
     Scan(ScanView<'a>),
     Topology(Topology),
     Stats(Vec<ShardStats>),
+    Rebalance(RebalanceStatus),
+    SlotStats(Vec<SlotStat>),
     Error {
         code: ErrorCode,
         message: &'a str,
@@ -78,6 +80,8 @@ impl<'a> Response<'a> {
             opcode::SCAN => Response::Scan(decode_scan(&mut c)?),
             opcode::TOPOLOGY => Response::Topology(Topology::decode(&mut c)?),
             opcode::STATS => Response::Stats(decode_stats(&mut c)?),
+            opcode::REBALANCE => Response::Rebalance(RebalanceStatus::decode(&mut c)?),
+            opcode::SLOT_STATS => Response::SlotStats(decode_slot_stats(&mut c)?),
             other => return Err(ProtoError::UnknownOpcode(other)),
         };
         c.finish()?;
@@ -229,6 +233,135 @@ impl Topology {
             slot_owners,
         })
     }
+}
+
+/// State of a rebalance job.
+pub mod rebalance_state {
+    /// No job has run since the node started.
+    pub const IDLE: u8 = 0;
+    pub const RUNNING: u8 = 1;
+    pub const DONE: u8 = 2;
+    pub const CANCELLED: u8 = 3;
+    pub const FAILED: u8 = 4;
+}
+
+/// What REBALANCE answers: the job's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RebalanceStatus {
+    /// One of [`rebalance_state`].
+    pub state: u8,
+    pub moves_total: u32,
+    pub moves_done: u32,
+    /// The slot being moved, if any.
+    pub current_slot: Option<u16>,
+    pub bytes_copied: u64,
+    pub keys_copied: u64,
+    /// Slot-map epoch now.
+    pub epoch: u64,
+    /// Why the job failed or was cancelled, or empty.
+    pub message: String,
+}
+
+impl RebalanceStatus {
+    pub fn encode(&self, request_id: u64, out: &mut Vec<u8>) {
+        let start = begin_response(out, request_id, opcode::REBALANCE);
+        out.push(self.state);
+        out.extend_from_slice(&self.moves_total.to_le_bytes());
+        out.extend_from_slice(&self.moves_done.to_le_bytes());
+        out.extend_from_slice(&self.current_slot.unwrap_or(u16::MAX).to_le_bytes());
+        out.extend_from_slice(&self.bytes_copied.to_le_bytes());
+        out.extend_from_slice(&self.keys_copied.to_le_bytes());
+        out.extend_from_slice(&self.epoch.to_le_bytes());
+        let mut cut = self.message.len().min(ERROR_MESSAGE_MAX);
+        while !self.message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        put_short_bytes(out, &self.message.as_bytes()[..cut]);
+        end_frame(out, start);
+    }
+
+    fn decode(c: &mut Cursor<'_>) -> Result<Self, ProtoError> {
+        let state = c.u8("rebalance state")?;
+        if state > rebalance_state::FAILED {
+            return Err(ProtoError::InvalidField {
+                field: "rebalance state",
+                value: u64::from(state),
+            });
+        }
+        let moves_total = c.u32("rebalance moves total")?;
+        let moves_done = c.u32("rebalance moves done")?;
+        let current = c.u16("rebalance current slot")?;
+        let current_slot = match current {
+            u16::MAX => None,
+            s if s < SLOT_COUNT => Some(s),
+            s => {
+                return Err(ProtoError::InvalidField {
+                    field: "rebalance current slot",
+                    value: u64::from(s),
+                })
+            }
+        };
+        let bytes_copied = c.u64("rebalance bytes copied")?;
+        let keys_copied = c.u64("rebalance keys copied")?;
+        let epoch = c.u64("rebalance epoch")?;
+        let message = c.short_bytes("rebalance message")?;
+        let message = std::str::from_utf8(message)
+            .map_err(|_| ProtoError::BadUtf8)?
+            .to_string();
+        Ok(Self {
+            state,
+            moves_total,
+            moves_done,
+            current_slot,
+            bytes_copied,
+            keys_copied,
+            epoch,
+            message,
+        })
+    }
+}
+
+/// One slot in a SLOT_STATS answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SlotStat {
+    pub owner: u16,
+    /// Approximate bytes the slot's data takes in SSTables.
+    pub bytes: u64,
+    /// Operations on the slot's keys since the node started.
+    pub ops: u64,
+}
+
+/// Appends a SLOT_STATS response: `u32 count` then `owner u16 | bytes u64 | ops u64` per
+/// slot, slot 0 first.
+pub fn encode_slot_stats(out: &mut Vec<u8>, request_id: u64, slots: &[SlotStat]) {
+    let start = begin_response(out, request_id, opcode::SLOT_STATS);
+    out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+    for s in slots {
+        out.extend_from_slice(&s.owner.to_le_bytes());
+        out.extend_from_slice(&s.bytes.to_le_bytes());
+        out.extend_from_slice(&s.ops.to_le_bytes());
+    }
+    end_frame(out, start);
+}
+
+fn decode_slot_stats(c: &mut Cursor<'_>) -> Result<Vec<SlotStat>, ProtoError> {
+    let count = c.u32("slot stats count")?;
+    if count > u32::from(SLOT_COUNT) {
+        return Err(ProtoError::TooLong {
+            field: "slot stats count",
+            len: count as usize,
+            max: SLOT_COUNT as usize,
+        });
+    }
+    let mut slots = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        slots.push(SlotStat {
+            owner: c.u16("slot owner")?,
+            bytes: c.u64("slot bytes")?,
+            ops: c.u64("slot ops")?,
+        });
+    }
+    Ok(slots)
 }
 
 /// Named counters of one shard, as STATS returns them.

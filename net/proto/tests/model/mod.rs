@@ -11,6 +11,7 @@ use ringkv_proto::{
     BatchOp, BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, Header, MGetWriter, ProtoError,
     Request, Response, ScanRequest, ScanWriter, ShardStats, Topology, ValuesWriter,
 };
+use ringkv_proto::{encode_slot_stats, MovesView, RebalanceStatus, SlotStat};
 
 /// One operation of a BATCH, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,13 @@ pub enum Req {
         shard: u16,
         path: Vec<u8>,
     },
+    RebalanceApply {
+        max_bytes_per_sec: u64,
+        moves: Vec<(u16, u16)>,
+    },
+    RebalanceStatus,
+    RebalanceCancel,
+    SlotStats,
 }
 
 impl Req {
@@ -67,6 +75,10 @@ impl Req {
             Req::Flush(_) => opcode::FLUSH,
             Req::Compact { .. } => opcode::COMPACT,
             Req::Checkpoint { .. } => opcode::CHECKPOINT,
+            Req::RebalanceApply { .. } | Req::RebalanceStatus | Req::RebalanceCancel => {
+                opcode::REBALANCE
+            }
+            Req::SlotStats => opcode::SLOT_STATS,
         }
     }
 
@@ -127,6 +139,21 @@ impl Req {
                 path,
             }
             .encode(request_id, out),
+            Req::RebalanceApply {
+                max_bytes_per_sec,
+                moves,
+            } => {
+                let mut entries = Vec::new();
+                MovesView::encode_entries(moves, &mut entries);
+                Request::RebalanceApply {
+                    max_bytes_per_sec: *max_bytes_per_sec,
+                    moves: MovesView::new(&entries),
+                }
+                .encode(request_id, out)
+            }
+            Req::RebalanceStatus => Request::RebalanceStatus.encode(request_id, out),
+            Req::RebalanceCancel => Request::RebalanceCancel.encode(request_id, out),
+            Req::SlotStats => Request::SlotStats.encode(request_id, out),
         }
     }
 
@@ -179,6 +206,20 @@ impl Req {
                 shard,
                 path: path.to_vec(),
             },
+            Request::RebalanceApply {
+                max_bytes_per_sec,
+                moves,
+            } => {
+                let list: Vec<(u16, u16)> = moves.iter().collect();
+                assert_eq!(list.len(), moves.len());
+                Req::RebalanceApply {
+                    max_bytes_per_sec,
+                    moves: list,
+                }
+            }
+            Request::RebalanceStatus => Req::RebalanceStatus,
+            Request::RebalanceCancel => Req::RebalanceCancel,
+            Request::SlotStats => Req::SlotStats,
         }
     }
 }
@@ -198,6 +239,8 @@ pub enum Resp {
     },
     Topology(Topology),
     Stats(Vec<ShardStats>),
+    Rebalance(RebalanceStatus),
+    SlotStats(Vec<SlotStat>),
     Error {
         opcode: u8,
         code: ErrorCode,
@@ -216,6 +259,8 @@ impl Resp {
             Resp::Scan { .. } => opcode::SCAN,
             Resp::Topology(_) => opcode::TOPOLOGY,
             Resp::Stats(_) => opcode::STATS,
+            Resp::Rebalance(_) => opcode::REBALANCE,
+            Resp::SlotStats(_) => opcode::SLOT_STATS,
             Resp::Error { opcode, .. } => *opcode,
         }
     }
@@ -251,6 +296,8 @@ impl Resp {
             }
             Resp::Topology(topology) => topology.encode(request_id, out),
             Resp::Stats(shards) => encode_stats(out, request_id, shards),
+            Resp::Rebalance(status) => status.encode(request_id, out),
+            Resp::SlotStats(slots) => encode_slot_stats(out, request_id, slots),
             Resp::Error {
                 opcode,
                 code,
@@ -274,6 +321,10 @@ impl Resp {
                 message: cut_at_char_boundary(message, ERROR_MESSAGE_MAX).to_string(),
             },
             Resp::Stats(shards) => Resp::Stats(shards.iter().map(cut_stat_names).collect()),
+            Resp::Rebalance(status) => Resp::Rebalance(RebalanceStatus {
+                message: cut_at_char_boundary(&status.message, ERROR_MESSAGE_MAX).to_string(),
+                ..status.clone()
+            }),
             other => other.clone(),
         }
     }
@@ -304,6 +355,8 @@ impl Resp {
             }
             Response::Topology(topology) => Resp::Topology(topology.clone()),
             Response::Stats(shards) => Resp::Stats(shards.clone()),
+            Response::Rebalance(status) => Resp::Rebalance(status.clone()),
+            Response::SlotStats(slots) => Resp::SlotStats(slots.clone()),
             Response::Error { code, message } => Resp::Error {
                 opcode,
                 code: *code,

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use ringkv_proto::request::{ALL_SLOTS, CHECKPOINT_PATH_MAX};
 use ringkv_proto::request::{PING_PAYLOAD_MAX, SCAN_LIMIT_MAX};
 use ringkv_proto::{opcode, ErrorCode, ShardStats, Topology, KEY_BYTES_MAX, SLOT_COUNT};
+use ringkv_proto::{rebalance_state, RebalanceStatus, SlotStat};
 
 /// Bytes of `len` in `min..=max`, either random (short) or a repeated byte (long, cheap).
 pub fn bytes(min: usize, max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -70,6 +71,15 @@ pub fn request() -> impl Strategy<Value = Req> {
             .prop_map(|(shard, slot, wait)| Req::Compact { shard, slot, wait }),
         (any::<u16>(), bytes(1, CHECKPOINT_PATH_MAX))
             .prop_map(|(shard, path)| Req::Checkpoint { shard, path }),
+        (any::<u64>(), vec((0..SLOT_COUNT, any::<u16>()), 0..20)).prop_map(
+            |(max_bytes_per_sec, moves)| Req::RebalanceApply {
+                max_bytes_per_sec,
+                moves
+            }
+        ),
+        Just(Req::RebalanceStatus),
+        Just(Req::RebalanceCancel),
+        Just(Req::SlotStats),
     ]
 }
 
@@ -137,6 +147,40 @@ pub fn response() -> impl Strategy<Value = Resp> {
             .prop_map(|(entries, next)| Resp::Scan { entries, next }),
         topology().prop_map(Resp::Topology),
         stats().prop_map(Resp::Stats),
+        (
+            0..=rebalance_state::FAILED,
+            any::<(u32, u32, u64, u64, u64)>(),
+            proptest::option::of(0..SLOT_COUNT),
+            error_message()
+        )
+            .prop_map(
+                |(
+                    state,
+                    (moves_total, moves_done, bytes_copied, keys_copied, epoch),
+                    current_slot,
+                    message,
+                )| {
+                    Resp::Rebalance(RebalanceStatus {
+                        state,
+                        moves_total,
+                        moves_done,
+                        current_slot,
+                        bytes_copied,
+                        keys_copied,
+                        epoch,
+                        message,
+                    })
+                }
+            ),
+        vec(
+            (any::<u16>(), any::<u64>(), any::<u64>()).prop_map(|(owner, bytes, ops)| SlotStat {
+                owner,
+                bytes,
+                ops
+            }),
+            0..50
+        )
+        .prop_map(Resp::SlotStats),
         (any::<u8>(), 1..=u16::MAX, error_message()).prop_map(|(opcode, code, message)| {
             Resp::Error {
                 opcode,

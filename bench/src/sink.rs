@@ -334,15 +334,19 @@ fn answer(shared: &Shared, id: u64, op: u8, body: &[u8], out: &mut Vec<u8>) {
             encode_stats(out, id, &stats);
         }
         // The sink stores nothing: there is nothing to flush, compact or copy.
-        Request::Flush { .. } | Request::Compact { .. } | Request::Checkpoint { .. } => {
-            encode_error(
-                out,
-                id,
-                op,
-                ErrorCode::INVALID_ARGUMENT,
-                "the sink stores nothing: admin operations are not supported",
-            )
-        }
+        Request::Flush { .. }
+        | Request::Compact { .. }
+        | Request::Checkpoint { .. }
+        | Request::RebalanceApply { .. }
+        | Request::RebalanceStatus
+        | Request::RebalanceCancel
+        | Request::SlotStats => encode_error(
+            out,
+            id,
+            op,
+            ErrorCode::INVALID_ARGUMENT,
+            "the sink stores nothing: admin operations are not supported",
+        ),
     }
     debug_assert!(op != opcode::TOPOLOGY || !out.is_empty());
 }

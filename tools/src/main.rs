@@ -9,6 +9,7 @@
 mod jobs;
 mod offline;
 mod online;
+mod rebalance;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +64,9 @@ enum Command {
     Checkpoint(jobs::CheckpointArgs),
     /// The slot map: which shard owns each of the 4096 hash slots, and its epoch.
     Slots(online::SlotsArgs),
+    /// Move hash slots between the node's shards online: plan, apply, status, cancel.
+    #[command(subcommand)]
+    Rebalance(rebalance::RebalanceCommand),
     /// Offline: check every checksum of a stopped node's data dir (or a checkpoint, or one
     /// shard's directory); names the file and offset of any damage and exits 1 if there is.
     Verify(offline::VerifyArgs),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Compact(a) => jobs::compact(&global, a),
         Command::Checkpoint(a) => jobs::checkpoint(&global, a),
         Command::Slots(a) => online::slots(&global, a),
+        Command::Rebalance(c) => rebalance::run(&global, c),
         Command::Verify(a) => offline::verify(&global, a),
         Command::Restore(a) => offline::restore(&global, a),
         Command::SstDump(a) => offline::sst_dump(&global, a),

@@ -281,6 +281,30 @@ impl<F: FileSystem> Db<F> {
         checkpoint::checkpoint(&self.inner, target).await
     }
 
+    /// Waits until every write applied so far is acknowledged per the durability mode
+    /// (durable under `sync`) and visible to reads. Writes applied after the call are not
+    /// waited for.
+    pub async fn sync_applied(&self) -> Result<()> {
+        if self.inner.visible_seq.get() >= self.inner.last_seq.get() {
+            return Ok(());
+        }
+        let ticket = write::WriteTicket::new(
+            self.inner.active.borrow().last_index,
+            self.inner.last_seq.get(),
+        );
+        write::wait(&self.inner, ticket).await
+    }
+
+    /// Calls `f(user_key_of_block_end, bytes)` for every data block of every live SSTable:
+    /// where the data sits, for approximate sizes of key ranges. From memory, no I/O.
+    pub fn for_each_block(&self, mut f: impl FnMut(&[u8], u64)) {
+        let version = self.inner.current();
+        for file in version.all_files() {
+            file.table
+                .for_each_block(|key, bytes| f(crate::key::user_key(key), bytes));
+        }
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> DbStats {
         stats::collect(&self.inner)

@@ -80,6 +80,12 @@ pub struct WriteTicket {
     last_seq: SeqNo,
 }
 
+impl WriteTicket {
+    pub(crate) fn new(index: u64, last_seq: SeqNo) -> Self {
+        Self { index, last_seq }
+    }
+}
+
 /// Admits and applies a write (WAL append and memtable insert) without waiting for it to
 /// become durable. Returns `None` for an empty write. Writes are applied in call order of
 /// the `apply` calls that have returned.

@@ -261,6 +261,16 @@ impl<F: StorageFile> Table<F> {
     }
 
     /// Handle of data block `i`, or a corruption error if the index has no such block.
+    /// Calls `f(index_key, block_bytes)` for every data block: the block's index key (an
+    /// internal key at or past the block's last key) and its size on disk. From memory.
+    pub fn for_each_block(&self, mut f: impl FnMut(&[u8], u64)) {
+        for i in 0..self.index.len() {
+            if let Some(handle) = self.index.handle(i) {
+                f(self.index.key(i), u64::from(handle.size));
+            }
+        }
+    }
+
     pub(super) fn data_handle(&self, i: usize) -> Result<BlockHandle> {
         self.index.handle(i).ok_or_else(|| {
             Error::corruption(self.file.path(), 0, format!("no data block number {i}"))

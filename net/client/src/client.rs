@@ -21,7 +21,9 @@ use crate::ops::{self, Call, CursorScan, Entry, ScanPage, SlotScan, SlotSelector
 use crate::pool::Pool;
 use crate::routing::Router;
 use ringkv_proto::request::{ALL_SHARDS, ALL_SLOTS};
-use ringkv_proto::{opcode, BatchOp, Request, ShardStats, Topology};
+use ringkv_proto::{
+    opcode, BatchOp, MovesView, RebalanceStatus, Request, ShardStats, SlotStat, Topology,
+};
 use std::fmt;
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
@@ -229,6 +231,37 @@ impl Client {
             self.run(self.pool.admin_call(&request)?)?,
             opcode::CHECKPOINT,
         )
+    }
+
+    /// Starts moving slots between the node's shards: `(slot, to_shard)` pairs, copying at
+    /// most `max_bytes_per_sec` (0: unthrottled). Returns the job's status at start.
+    pub fn rebalance_apply(
+        &self,
+        moves: &[(u16, u16)],
+        max_bytes_per_sec: u64,
+    ) -> Result<RebalanceStatus, ClientError> {
+        let mut entries = Vec::with_capacity(moves.len() * 4);
+        MovesView::encode_entries(moves, &mut entries);
+        let request = Request::RebalanceApply {
+            max_bytes_per_sec,
+            moves: MovesView::new(&entries),
+        };
+        ops::expect_rebalance(self.run(self.pool.admin_call(&request)?)?)
+    }
+
+    /// The rebalance job's progress.
+    pub fn rebalance_status(&self) -> Result<RebalanceStatus, ClientError> {
+        ops::expect_rebalance(self.run(self.pool.admin_call(&Request::RebalanceStatus)?)?)
+    }
+
+    /// Asks the rebalance job to stop after the slot it is moving.
+    pub fn rebalance_cancel(&self) -> Result<RebalanceStatus, ClientError> {
+        ops::expect_rebalance(self.run(self.pool.admin_call(&Request::RebalanceCancel)?)?)
+    }
+
+    /// Per slot (index = slot): owner, approximate bytes stored, operations since start.
+    pub fn slot_stats(&self) -> Result<Vec<SlotStat>, ClientError> {
+        ops::expect_slot_stats(self.run(self.pool.admin_call(&Request::SlotStats)?)?)
     }
 
     fn run(&self, call: Call) -> ReplyResult {

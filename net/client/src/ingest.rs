@@ -381,6 +381,8 @@ fn response_opcode(response: &Response<'_>) -> u8 {
         Response::Scan(_) => opcode::SCAN,
         Response::Topology(_) => opcode::TOPOLOGY,
         Response::Stats(_) => opcode::STATS,
+        Response::Rebalance(_) => opcode::REBALANCE,
+        Response::SlotStats(_) => opcode::SLOT_STATS,
         Response::Error { .. } => 0,
     }
 }

@@ -47,6 +47,8 @@ pub(crate) enum Reply {
     },
     Topology(Topology),
     Stats(Vec<ShardStats>),
+    Rebalance(ringkv_proto::RebalanceStatus),
+    SlotStats(Vec<ringkv_proto::SlotStat>),
 }
 
 pub(crate) type ReplyResult = Result<Reply, ClientError>;
@@ -69,6 +71,8 @@ impl Reply {
             },
             Response::Topology(topology) => Reply::Topology(topology),
             Response::Stats(stats) => Reply::Stats(stats),
+            Response::Rebalance(status) => Reply::Rebalance(status),
+            Response::SlotStats(slots) => Reply::SlotStats(slots),
             Response::Error { code, message } => {
                 return Err(ClientError::Server {
                     op: op_name(opcode),

@@ -281,6 +281,20 @@ pub(crate) fn expect_stats(reply: Reply) -> Result<Vec<ShardStats>, ClientError>
     }
 }
 
+pub(crate) fn expect_rebalance(reply: Reply) -> Result<ringkv_proto::RebalanceStatus, ClientError> {
+    match reply {
+        Reply::Rebalance(status) => Ok(status),
+        _ => Err(unexpected("(reply)", opcode::REBALANCE)),
+    }
+}
+
+pub(crate) fn expect_slot_stats(reply: Reply) -> Result<Vec<ringkv_proto::SlotStat>, ClientError> {
+    match reply {
+        Reply::SlotStats(slots) => Ok(slots),
+        _ => Err(unexpected("(reply)", opcode::SLOT_STATS)),
+    }
+}
+
 pub(crate) fn expect_page(reply: Reply) -> Result<ScanPage, ClientError> {
     match reply {
         Reply::Scan { entries, next } => Ok(ScanPage { entries, next }),

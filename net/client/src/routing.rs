@@ -197,7 +197,11 @@ pub fn check_request(request: &Request<'_>) -> Result<(), ClientError> {
         | Request::MGet(_)
         | Request::Topology
         | Request::Stats
-        | Request::Flush { .. } => {}
+        | Request::Flush { .. }
+        | Request::RebalanceApply { .. }
+        | Request::RebalanceStatus
+        | Request::RebalanceCancel
+        | Request::SlotStats => {}
     }
     Ok(())
 }

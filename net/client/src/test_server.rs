@@ -282,7 +282,13 @@ fn handle(
             encode_stats(out, id, &shards);
         }
         // Admin operations are tested against the real server.
-        Request::Flush { .. } | Request::Compact { .. } | Request::Checkpoint { .. } => {
+        Request::Flush { .. }
+        | Request::Compact { .. }
+        | Request::Checkpoint { .. }
+        | Request::RebalanceApply { .. }
+        | Request::RebalanceStatus
+        | Request::RebalanceCancel
+        | Request::SlotStats => {
             encode_error(out, id, op, ErrorCode::INVALID_ARGUMENT, "not in the fake")
         }
     }

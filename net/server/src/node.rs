@@ -157,6 +157,8 @@ pub fn run(config: Config) -> Result<()> {
     spawn_signal_thread(events_tx.clone())?;
     let node_connections = Arc::new(AtomicU32::new(0));
     let board = crate::metrics::Board::new(shards);
+    let node_shared =
+        crate::shard::rebalance::NodeShared::new(map.clone(), config.data_dir.clone());
     if let Some(addr) = config.metrics_listen {
         let bound = crate::metrics::serve(addr, board.clone())?;
         tracing::info!(%bound, "serving Prometheus metrics at /metrics");
@@ -179,6 +181,7 @@ pub fn run(config: Config) -> Result<()> {
             channels,
             node_connections: node_connections.clone(),
             board: board.clone(),
+            node_shared: node_shared.clone(),
         };
         let placement = if pinned && !cpus.is_empty() {
             Placement::Fixed(cpus[usize::from(shard) % cpus.len()])
@@ -364,6 +367,7 @@ struct ShardStart {
     channels: PeerChannels,
     node_connections: Arc<AtomicU32>,
     board: Arc<crate::metrics::Board>,
+    node_shared: Arc<crate::shard::rebalance::NodeShared>,
 }
 
 async fn shard_main(
@@ -390,6 +394,7 @@ async fn shard_main(
         ctx.config.clone(),
         peers,
         ctx.node_connections,
+        ctx.node_shared,
     ));
     forward::spawn_loops(&shard, receivers);
     if ctx.config.metrics_listen.is_some() {

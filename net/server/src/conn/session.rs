@@ -108,36 +108,49 @@ async fn read_loop(shard: &ShardRef, state: &Rc<State>, mut reader: ReadHalf<Tcp
     // must be complete within the frame timeout from then, however it trickles in.
     let mut partial_since: Option<std::time::Instant> = None;
     loop {
-        // Route every complete frame in the buffer as one wave.
-        let mut wave = Wave::new(shard.map().shard_count);
-        let arrived = std::time::Instant::now();
-        let mut at = 0;
-        let mut needed = HEADER_BYTES;
-        while at < filled {
-            match decoder.next(&buf[at..filled]) {
-                Ok(Decoded::Frame(frame, used)) => {
-                    bytes_in(shard, used);
-                    wave.route(shard, frame, &buf[..filled], at, used);
-                    at += used;
-                    if wave.close_after {
+        // Route every complete frame in the buffer as one wave. A wave that would write to
+        // a slot in the middle of a move waits, then is routed afresh (its owner may have
+        // changed); nothing of it ran yet.
+        let (mut wave, mut at, mut needed, mut routed);
+        loop {
+            wave = Wave::new(shard.map().shard_count, None);
+            at = 0;
+            needed = HEADER_BYTES;
+            routed = 0;
+            while at < filled {
+                match decoder.next(&buf[at..filled]) {
+                    Ok(Decoded::Frame(frame, used)) => {
+                        routed += used;
+                        wave.route(shard, frame, &buf[..filled], at, used);
+                        at += used;
+                        if wave.close_after || wave.held {
+                            break;
+                        }
+                    }
+                    Ok(Decoded::Incomplete { needed: n }) => {
+                        needed = n;
+                        break;
+                    }
+                    Err(e) => {
+                        let (request_id, op) = header_fields(&buf[at..filled]);
+                        wave.reject(request_id, op, &e);
+                        tracing::debug!(shard = shard.id, error = %e, "closing connection");
                         break;
                     }
                 }
-                Ok(Decoded::Incomplete { needed: n }) => {
-                    needed = n;
-                    break;
-                }
-                Err(e) => {
-                    let (request_id, op) = header_fields(&buf[at..filled]);
-                    wave.reject(request_id, op, &e);
-                    tracing::debug!(shard = shard.id, error = %e, "closing connection");
-                    break;
-                }
             }
+            if !wave.held {
+                break;
+            }
+            shard.slots.wait_released().await;
         }
+        bytes_in(shard, routed);
+        let arrived = std::time::Instant::now();
         let close_after = wave.close_after;
         if !wave.is_empty() {
+            let admitted = shard.slots.enter();
             let in_flight = wave.dispatch(shard, &buf[..filled]).await;
+            shard.slots.leave(admitted);
             if in_flight.is_ready() {
                 // Nothing to wait for: answer into the send buffer directly.
                 let mut out = std::mem::take(&mut *state.out.borrow_mut());

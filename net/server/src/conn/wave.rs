@@ -12,15 +12,15 @@
 //! Waiting for durability and remote replies happens in [`InFlight::complete`], which the
 //! connection may run concurrently with reading the next wave.
 
-use crate::shard::admin;
 use crate::shard::exec::{self, decode_cursor, PendingWrites};
 use crate::shard::forward::{PeerGone, ReplyReceiver};
+use crate::shard::{admin, rebalance};
 use crate::shard::{bump, ShardRef};
 use ringkv_proto::request::{ScanRequest, ALL_SHARDS};
 use ringkv_proto::{
-    encode_batch_done, encode_done, encode_error, encode_pong, encode_stats, opcode, slot_of,
-    BatchOp, BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, MGetWriter, ProtoError, Request,
-    Response, ShardStats, Topology, ValuesWriter,
+    encode_batch_done, encode_done, encode_error, encode_pong, encode_slot_stats, encode_stats,
+    opcode, slot_of, BatchOp, BatchWriter, Decoded, ErrorCode, Frame, FrameDecoder, MGetWriter,
+    ProtoError, Request, Response, ShardStats, SlotStat, Topology, ValuesWriter,
 };
 
 /// How a frame sent to a shard relates to the client's frame.
@@ -50,6 +50,12 @@ enum Merge {
         shards: Vec<ShardStats>,
         error: Option<(ErrorCode, String)>,
     },
+    /// SLOT_STATS from every shard, summed.
+    SlotStats {
+        request_id: u64,
+        slots: Vec<SlotStat>,
+        error: Option<(ErrorCode, String)>,
+    },
     /// An admin request sent to every shard: DONE once all are done, else the first error.
     Done {
         request_id: u64,
@@ -57,6 +63,9 @@ enum Merge {
         error: Option<(ErrorCode, String)>,
     },
 }
+
+/// A REBALANCE apply waiting for dispatch: request id, (slot, to) moves, bytes per second.
+type PendingApply = (u64, Vec<(u16, u16)>, u64);
 
 /// Frames of one read, routed.
 pub struct Wave {
@@ -77,10 +86,17 @@ pub struct Wave {
     /// Read and write request frames routed (for the latency histograms).
     pub reads: u64,
     pub writes: u64,
+    /// The shard these frames came from (`None`: a client connection of this shard).
+    origin: Option<u16>,
+    /// A frame writes to a slot whose writes are held (a slot move): route nothing, wait
+    /// and route the frames again.
+    pub held: bool,
+    /// A REBALANCE apply to start at dispatch: request id, moves, bytes per second.
+    rebalance_apply: Option<PendingApply>,
 }
 
 impl Wave {
-    pub fn new(shard_count: u16) -> Self {
+    pub fn new(shard_count: u16, origin: Option<u16>) -> Self {
         let n = usize::from(shard_count);
         Self {
             shard_count: n,
@@ -94,11 +110,14 @@ impl Wave {
             span_ok: true,
             reads: 0,
             writes: 0,
+            origin,
+            held: false,
+            rebalance_apply: None,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames_routed == 0 && self.direct.is_empty()
+        self.frames_routed == 0 && self.direct.is_empty() && self.rebalance_apply.is_none()
     }
 
     /// Answers a frame that could not be decoded and marks the connection for closing if the
@@ -134,7 +153,13 @@ impl Wave {
         let h = frame.header;
         match h.opcode {
             opcode::GET | opcode::MGET | opcode::SCAN => self.reads += 1,
-            opcode::PUT | opcode::DELETE | opcode::BATCH => self.writes += 1,
+            opcode::PUT | opcode::DELETE | opcode::BATCH => {
+                self.writes += 1;
+                if !shard.slots.all_normal() && writes_held(shard, &frame, self.origin) {
+                    self.held = true;
+                    return;
+                }
+            }
             _ => {}
         }
         if self.goes_whole_to(shard, &frame) {
@@ -297,6 +322,33 @@ impl Wave {
                     }
                 }
             }
+            Request::RebalanceApply {
+                max_bytes_per_sec,
+                moves,
+            } => {
+                // Started in dispatch: a wave that is held and routed again must not start
+                // the job twice.
+                self.rebalance_apply =
+                    Some((h.request_id, moves.iter().collect(), max_bytes_per_sec));
+            }
+            Request::RebalanceStatus => {
+                rebalance::status(shard).encode(h.request_id, &mut self.direct)
+            }
+            Request::RebalanceCancel => {
+                rebalance::cancel(shard).encode(h.request_id, &mut self.direct)
+            }
+            Request::SlotStats => {
+                let index = self.merges.len();
+                self.merges.push(Merge::SlotStats {
+                    request_id: h.request_id,
+                    slots: Vec::new(),
+                    error: None,
+                });
+                for dest in 0..self.shard_count {
+                    Request::SlotStats.encode(h.request_id, &mut self.frames[dest]);
+                    self.parts[dest].push(Part::Split { index });
+                }
+            }
             Request::Stats => {
                 let index = self.merges.len();
                 self.merges.push(Merge::Stats {
@@ -387,13 +439,33 @@ impl Wave {
             | Request::Stats
             | Request::Flush { .. }
             | Request::Compact { .. }
-            | Request::Checkpoint { .. } => false,
+            | Request::Checkpoint { .. }
+            | Request::RebalanceApply { .. }
+            | Request::RebalanceStatus
+            | Request::RebalanceCancel
+            | Request::SlotStats => false,
         }
     }
 
     /// Executes local frames and hands the others to their shards. Every write of the wave
     /// is applied or enqueued when this returns.
     pub async fn dispatch(mut self, shard: &ShardRef, buf: &[u8]) -> InFlight {
+        if let Some((request_id, moves, max_bytes_per_sec)) = self.rebalance_apply.take() {
+            match rebalance::start_job(shard, moves, max_bytes_per_sec) {
+                Ok(status) => status.encode(request_id, &mut self.direct),
+                Err(message) => {
+                    bump(&shard.counters.errors, 1);
+                    let code = ErrorCode::INVALID_ARGUMENT;
+                    encode_error(
+                        &mut self.direct,
+                        request_id,
+                        opcode::REBALANCE,
+                        code,
+                        &message,
+                    )
+                }
+            }
+        }
         let mut remote = Vec::new();
         for dest in 0..self.shard_count {
             if dest == usize::from(shard.id) || self.frames[dest].is_empty() {
@@ -531,6 +603,7 @@ fn fold(merge: &mut Merge, dest: usize, result: Result<Response<'_>, (ErrorCode,
             Merge::Batch { error, .. }
             | Merge::MGet { error, .. }
             | Merge::Stats { error, .. }
+            | Merge::SlotStats { error, .. }
             | Merge::Done { error, .. },
             Err(e),
         ) => {
@@ -549,10 +622,21 @@ fn fold(merge: &mut Merge, dest: usize, result: Result<Response<'_>, (ErrorCode,
         }
         (Merge::Stats { shards, .. }, Ok(Response::Stats(mut s))) => shards.append(&mut s),
         (Merge::Done { .. }, Ok(Response::Done)) => {}
+        (Merge::SlotStats { slots, .. }, Ok(Response::SlotStats(part))) => {
+            if slots.is_empty() {
+                *slots = part;
+            } else {
+                for (sum, s) in slots.iter_mut().zip(part) {
+                    sum.bytes += s.bytes;
+                    sum.ops += s.ops;
+                }
+            }
+        }
         (
             Merge::Batch { error, .. }
             | Merge::MGet { error, .. }
             | Merge::Stats { error, .. }
+            | Merge::SlotStats { error, .. }
             | Merge::Done { error, .. },
             Ok(_),
         ) => {
@@ -598,6 +682,16 @@ fn encode_merge(merge: Merge, out: &mut Vec<u8>) {
             error: Some((code, message)),
             ..
         } => encode_error(out, request_id, opcode::STATS, code, &message),
+        Merge::SlotStats {
+            request_id,
+            error: Some((code, message)),
+            ..
+        } => encode_error(out, request_id, opcode::SLOT_STATS, code, &message),
+        Merge::SlotStats {
+            request_id,
+            slots,
+            error: None,
+        } => encode_slot_stats(out, request_id, &slots),
         Merge::Done {
             request_id,
             opcode,
@@ -616,6 +710,16 @@ fn encode_merge(merge: Merge, out: &mut Vec<u8>) {
             shards.sort_by_key(|s| s.shard);
             encode_stats(out, request_id, &shards);
         }
+    }
+}
+
+/// Whether `frame` writes to a slot whose writes from `origin` are held now.
+pub fn writes_held(shard: &ShardRef, frame: &Frame<'_>, origin: Option<u16>) -> bool {
+    let held = |key: &[u8]| shard.slots.holds_write(slot_of(key), origin);
+    match Request::decode(frame.header.opcode, frame.body) {
+        Ok(Request::Put { key, .. }) | Ok(Request::Delete { key }) => held(key),
+        Ok(Request::Batch(view)) => view.iter().any(|op| held(op.key())),
+        _ => false,
     }
 }
 

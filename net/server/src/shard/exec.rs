@@ -190,6 +190,16 @@ impl Run<'_> {
                 .map(|done| self.admin_answer(id, op, wait.then_some(done), out)),
             Request::Checkpoint { shard, path } => admin::checkpoint(self.shard, shard, path)
                 .map(|done| self.admin_answer(id, op, Some(done), out)),
+            Request::SlotStats => {
+                ringkv_proto::encode_slot_stats(out, id, &super::rebalance::slot_stats(self.shard));
+                Ok(())
+            }
+            Request::RebalanceApply { .. }
+            | Request::RebalanceStatus
+            | Request::RebalanceCancel => Err((
+                ErrorCode::INTERNAL,
+                "REBALANCE is answered by the receiving connection".into(),
+            )),
         };
         if let Err((code, message)) = result {
             bump(&self.shard.counters.errors, 1);
@@ -240,6 +250,9 @@ impl Run<'_> {
     /// Puts the stored form of `key` (of `slot`, whose ownership the caller checked) in
     /// `self.key`.
     fn set_stored_key(&mut self, slot: u16, key: &[u8]) {
+        if let Some(ops) = self.shard.slot_ops.get(usize::from(slot)) {
+            ops.set(ops.get() + 1);
+        }
         self.key.clear();
         ringkv_proto::stored_key(slot, key, &mut self.key);
     }

@@ -29,10 +29,12 @@ pub const CHANNEL_DEPTH: usize = 64;
 /// Messages from one peer that a shard works on at once.
 pub const IN_FLIGHT_PER_PEER: u64 = 32;
 
-/// Frames for the destination shard to execute.
+/// Frames for the destination shard to execute, or a slot-move step.
 pub struct ForwardRequest {
     pub token: u64,
     pub frames: Vec<u8>,
+    /// Set for slot-move messages (then `frames` is empty); see [`super::rebalance`].
+    pub control: Option<super::rebalance::Control>,
 }
 
 /// The response frames, in request order.
@@ -141,11 +143,46 @@ impl Peers {
         self.next_token.set(token + 1);
         let (tx, rx) = flume::bounded(1);
         self.pending.borrow_mut().insert(token, (dest, tx));
-        if sender.send(ForwardRequest { token, frames }).await.is_err() {
+        let request = ForwardRequest {
+            token,
+            frames,
+            control: None,
+        };
+        if sender.send(request).await.is_err() {
             self.pending.borrow_mut().remove(&token);
             return Err(PeerGone(dest));
         }
         Ok(rx)
+    }
+
+    /// Sends a slot-move step to shard `dest` and waits for its answer: `Ok` or the reason
+    /// it failed.
+    pub async fn control(
+        &self,
+        dest: u16,
+        control: super::rebalance::Control,
+    ) -> Result<(), String> {
+        let Some(Some(sender)) = self.request_senders.get(usize::from(dest)) else {
+            return Err(format!("shard {dest} is gone"));
+        };
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let (tx, rx) = flume::bounded(1);
+        self.pending.borrow_mut().insert(token, (dest, tx));
+        let request = ForwardRequest {
+            token,
+            frames: Vec::new(),
+            control: Some(control),
+        };
+        if sender.send(request).await.is_err() {
+            self.pending.borrow_mut().remove(&token);
+            return Err(format!("shard {dest} is gone"));
+        }
+        match rx.recv_async().await {
+            Ok(answer) if answer.is_empty() => Ok(()),
+            Ok(answer) => Err(String::from_utf8_lossy(&answer).into_owned()),
+            Err(_) => Err(format!("shard {dest} did not answer")),
+        }
     }
 
     async fn reply(&self, origin: u16, reply: ForwardReply) {
@@ -236,9 +273,38 @@ async fn serve_requests(shard: ShardRef, origin: u16, rx: ConnectedReceiver<Forw
         let Ok(permit) = permits.acquire_static_permit(1).await else {
             break;
         };
+        if let Some(control) = request.control {
+            // Slot-move steps run in order with this origin's frames.
+            let answer = super::rebalance::serve_control(&shard, origin, control).await;
+            let responses = match answer {
+                Ok(()) => Vec::new(),
+                Err(message) => message.into_bytes(),
+            };
+            let reply = ForwardReply {
+                token: request.token,
+                responses,
+            };
+            shard.peers.reply(origin, reply).await;
+            drop(permit);
+            continue;
+        }
+        if !super::rebalance::executes_here(&shard, &request.frames, Some(origin)) {
+            // Some frame is for a slot this shard no longer owns, or one whose writes are
+            // held: route the frames one by one, in order, as a connection would.
+            let out = super::rebalance::route_one_by_one(&shard, &request.frames, origin).await;
+            let reply = ForwardReply {
+                token: request.token,
+                responses: out,
+            };
+            shard.peers.reply(origin, reply).await;
+            drop(permit);
+            continue;
+        }
         let mut out = Vec::with_capacity(request.frames.len() / 2 + 64);
         // Applies writes before the next message is read: per-origin order is kept.
+        let admitted = shard.slots.enter();
         let pending = exec::execute(&shard, &request.frames, &mut out).await;
+        shard.slots.leave(admitted);
         let token = request.token;
         if pending.is_empty() {
             shard

@@ -10,6 +10,8 @@
 pub mod admin;
 pub mod exec;
 pub mod forward;
+pub mod rebalance;
+pub mod slots;
 
 use crate::config::Config;
 use crate::metrics::LatencyHistogram;
@@ -95,6 +97,14 @@ pub struct Shard {
     batch_pool: RefCell<Vec<WriteBatch>>,
     pub started: Instant,
     pub admin_jobs: Rc<AdminJobs>,
+    /// Slot states during moves, and admission epochs.
+    pub slots: slots::Slots,
+    /// Operations on each slot's keys executed here (for rebalance plans).
+    pub slot_ops: Vec<Cell<u64>>,
+    /// The node-wide slot map and rebalance job.
+    pub node: Arc<rebalance::NodeShared>,
+    /// Moves this shard is running as the source.
+    pub moving_out: Cell<u32>,
 }
 
 /// Most write batches kept for reuse.
@@ -110,6 +120,7 @@ impl Shard {
         config: Arc<Config>,
         peers: forward::Peers,
         node_connections: Arc<AtomicU32>,
+        node: Arc<rebalance::NodeShared>,
     ) -> Self {
         Self {
             id,
@@ -126,12 +137,31 @@ impl Shard {
             batch_pool: RefCell::new(Vec::new()),
             started: Instant::now(),
             admin_jobs: Rc::default(),
+            slots: slots::Slots::default(),
+            slot_ops: (0..ringkv_proto::SLOT_COUNT)
+                .map(|_| Cell::new(0))
+                .collect(),
+            node,
+            moving_out: Cell::new(0),
         }
     }
 
     /// The slot map as this shard knows it.
     pub fn map(&self) -> Rc<SlotMap> {
         self.map.borrow().clone()
+    }
+
+    /// Gives `slot` to `owner` in this shard's map, at `epoch` (if newer).
+    pub fn set_owner(&self, slot: u16, owner: u16, epoch: u64) {
+        let mut map = (*self.map()).clone();
+        map.owners[usize::from(slot)] = owner;
+        map.epoch = map.epoch.max(epoch);
+        *self.map.borrow_mut() = Rc::new(map);
+    }
+
+    /// Whether frames sent here under an older map may name slots this shard gave away.
+    pub fn moved_away(&self) -> bool {
+        self.moving_out.get() > 0
     }
 
     /// The shard that owns `slot`, without taking a reference to the map.

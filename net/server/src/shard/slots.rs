@@ -23,7 +23,9 @@ pub enum SlotState {
     /// Being copied away: writes wait.
     Frozen,
     /// Just taken over from shard `from`: writes from others wait for the hand-off.
-    Incoming { from: u16 },
+    Incoming {
+        from: u16,
+    },
 }
 
 /// The per-slot states and the admission epochs of one shard.
@@ -36,6 +38,9 @@ pub struct Slots {
     epoch: Cell<usize>,
     active: [Cell<u64>; 2],
     drained: Notify,
+    /// Waves and messages waiting because their writes are held.
+    waiting: Cell<u64>,
+    released: Notify,
 }
 
 impl Default for Slots {
@@ -47,6 +52,8 @@ impl Default for Slots {
             epoch: Cell::new(0),
             active: [Cell::new(0), Cell::new(0)],
             drained: Notify::default(),
+            waiting: Cell::new(0),
+            released: Notify::default(),
         }
     }
 }
@@ -87,6 +94,23 @@ impl Slots {
             SlotState::Normal => false,
             SlotState::Frozen => true,
             SlotState::Incoming { from } => origin != Some(from),
+        }
+    }
+
+    /// Waits for the next change of slot states (a held wave then routes again).
+    pub async fn wait_released(&self) {
+        self.waiting.set(self.waiting.get() + 1);
+        self.changed.wait().await;
+        self.waiting.set(self.waiting.get() - 1);
+        self.released.notify_all();
+    }
+
+    /// Waits until no wave or message waits in [`wait_released`](Self::wait_released).
+    /// Those that woke have entered an admission epoch by then: they route and enter
+    /// without awaiting in between.
+    pub async fn wait_no_waiters(&self) {
+        while self.waiting.get() > 0 {
+            self.released.wait().await;
         }
     }
 

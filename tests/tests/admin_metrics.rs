@@ -86,6 +86,7 @@ fn metrics_parse_and_move_with_the_load() {
         ("ringkv_network_received_bytes", "counter"),
         ("ringkv_network_sent_bytes", "counter"),
         ("ringkv_wal_syncs", "counter"),
+        ("ringkv_wal_sync_duration_seconds", "histogram"),
         ("ringkv_flushes", "counter"),
         ("ringkv_compactions", "counter"),
         ("ringkv_compaction_debt_bytes", "gauge"),
@@ -168,6 +169,19 @@ fn metrics_parse_and_move_with_the_load() {
     };
     assert!(histogram(&after, "write") >= histogram(&before, "write") + 3200.0);
     assert!(histogram(&after, "read") >= histogram(&before, "read") + 1000.0);
+    let wal_syncs = |s: &Value| {
+        sample(s, "ringkv_wal_sync_duration_seconds_count", "shard=0")
+            + sample(s, "ringkv_wal_sync_duration_seconds_count", "shard=1")
+    };
+    assert!(
+        wal_syncs(&after) > wal_syncs(&before),
+        "the WAL fsync histogram did not move"
+    );
+    assert_eq!(
+        wal_syncs(&after),
+        total(&after, "ringkv_wal_syncs_total"),
+        "every counted fsync is in the histogram"
+    );
     let inf = sample(
         &after,
         "ringkv_request_duration_seconds_bucket",

@@ -35,6 +35,9 @@ pub struct StatsArgs {
     /// Only this shard.
     #[arg(long)]
     shard: Option<u16>,
+    /// Also list every latency histogram bucket (the table shows their counts and sums).
+    #[arg(long)]
+    all: bool,
 }
 
 pub fn counter(s: &ShardStats, name: &str) -> u64 {
@@ -207,7 +210,10 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<(), Failure> {
         .first()
         .map(|s| s.values.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default();
-    for name in &names {
+    for name in names
+        .iter()
+        .filter(|n| args.all || !n.contains("_bucket_le_"))
+    {
         let cells = all.iter().map(|s| {
             let v = counter(s, name);
             if name.ends_with("_bytes") {

@@ -76,6 +76,10 @@ pub struct DbStats {
     pub disk_bytes_written: u64,
     pub wal_bytes_written: u64,
     pub wal_syncs: u64,
+    /// WAL commit fdatasync durations per bucket of `wal::LATENCY_BOUNDS_MICROS` (not
+    /// cumulative, the last bucket above every bound) and their sum in microseconds.
+    pub wal_sync_micros: [u64; crate::wal::LATENCY_BOUNDS_MICROS.len() + 1],
+    pub wal_sync_micros_sum: u64,
     pub flush_bytes_written: u64,
     pub flushes: u64,
     pub compaction_bytes_read: u64,
@@ -146,6 +150,8 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         disk_bytes_written: disk,
         wal_bytes_written: wal.bytes_written,
         wal_syncs: wal.syncs,
+        wal_sync_micros: wal.sync_micros,
+        wal_sync_micros_sum: wal.sync_micros_sum,
         flush_bytes_written: c.flush_bytes.get(),
         flushes: c.flushes.get(),
         compaction_bytes_read: c.compaction_read_bytes.get(),

@@ -215,10 +215,12 @@ impl<F: FileSystem> Shared<F> {
             st.stats.bytes_written += write_buffer.len() as u64;
         }
         if sync && self.state.borrow().durable_next < upto_next {
+            let started = std::time::Instant::now();
             file.sync_data().await?;
             let mut st = self.state.borrow_mut();
             st.durable_next = st.durable_next.max(upto_next);
             st.stats.syncs += 1;
+            record_sync(&mut st.stats, started);
         }
         Ok(())
     }
@@ -242,10 +244,12 @@ impl<F: FileSystem> Shared<F> {
             st.stats.bytes_written += write_buffer.len() as u64;
         }
         if self.state.borrow().durable_next < upto_next {
+            let started = std::time::Instant::now();
             old_file.sync_data().await?;
             let mut st = self.state.borrow_mut();
             st.durable_next = st.durable_next.max(upto_next);
             st.stats.syncs += 1;
+            record_sync(&mut st.stats, started);
         }
         // Only this task clones the file handle, and no clone outlives an I/O call.
         if let Ok(file) = Rc::try_unwrap(old_file) {
@@ -301,4 +305,11 @@ pub(super) async fn run_writer<F: FileSystem>(shared: Rc<Shared<F>>) {
     }
     shared.state.borrow_mut().writer_running = false;
     shared.progress.notify_all();
+}
+
+/// Adds one fdatasync that began at `started` to the latency histogram.
+fn record_sync(stats: &mut super::WalStats, started: std::time::Instant) {
+    let micros = started.elapsed().as_micros() as u64;
+    stats.sync_micros[super::latency_bucket(micros)] += 1;
+    stats.sync_micros_sum += micros;
 }

@@ -74,9 +74,26 @@ pub struct Recovery {
     pub next_segment: u64,
 }
 
+/// Upper bounds, in microseconds, of the buckets of [`WalStats::sync_micros`] (a last bucket
+/// holds the rest). The server's request latency histograms use the same bounds.
+pub const LATENCY_BOUNDS_MICROS: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 10_000_000,
+];
+
+/// The bucket of [`LATENCY_BOUNDS_MICROS`] that `micros` falls in.
+pub fn latency_bucket(micros: u64) -> usize {
+    LATENCY_BOUNDS_MICROS.partition_point(|&b| b < micros)
+}
+
 /// Counters of an open WAL.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
+    /// How long each commit fdatasync took: counts per bucket of [`LATENCY_BOUNDS_MICROS`]
+    /// (not cumulative; the last bucket is above every bound).
+    pub sync_micros: [u64; LATENCY_BOUNDS_MICROS.len() + 1],
+    /// Sum of the fdatasync durations in microseconds.
+    pub sync_micros_sum: u64,
     /// Bytes handed to the device, including rewritten partial pages and zero padding.
     pub bytes_written: u64,
     /// Records appended.

@@ -28,11 +28,9 @@ pub const REQUEST_BYTES_MAX: usize = 8192;
 /// Read and write timeout of one scrape connection.
 pub const SCRAPE_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
-pub const LATENCY_BOUNDS_MICROS: [u64; 16] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 10_000_000,
-];
+/// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf): the
+/// engine's, so WAL fsync and request histograms share them.
+pub use ringkv_engine::wal::LATENCY_BOUNDS_MICROS;
 
 /// A latency histogram of one shard (not thread-safe: the shard's executor owns it).
 #[derive(Debug, Default)]
@@ -48,7 +46,7 @@ impl LatencyHistogram {
         if n == 0 {
             return;
         }
-        let i = LATENCY_BOUNDS_MICROS.partition_point(|&b| b < micros);
+        let i = ringkv_engine::wal::latency_bucket(micros);
         let b = &self.buckets[i];
         b.set(b.get().wrapping_add(n));
         self.sum_micros
@@ -58,17 +56,29 @@ impl LatencyHistogram {
     /// Appends the histogram to STATS counters as `<name>_bucket_le_<bound>` (cumulative,
     /// bound in microseconds, `inf` last), `<name>_sum` (microseconds) and `<name>_count`.
     pub fn export(&self, name: &str, values: &mut Vec<(String, u64)>) {
-        let mut cumulative = 0u64;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.get();
-            let bound = LATENCY_BOUNDS_MICROS
-                .get(i)
-                .map_or_else(|| "inf".to_string(), u64::to_string);
-            values.push((format!("{name}_bucket_le_{bound}"), cumulative));
-        }
-        values.push((format!("{name}_sum"), self.sum_micros.get()));
-        values.push((format!("{name}_count"), cumulative));
+        let counts: Vec<u64> = self.buckets.iter().map(Cell::get).collect();
+        export_histogram(name, &counts, self.sum_micros.get(), values);
     }
+}
+
+/// Appends per-bucket `counts` (over [`LATENCY_BOUNDS_MICROS`], then the rest) and their
+/// `sum_micros` to STATS counters, as [`LatencyHistogram::export`] describes.
+pub fn export_histogram(
+    name: &str,
+    counts: &[u64],
+    sum_micros: u64,
+    values: &mut Vec<(String, u64)>,
+) {
+    let mut cumulative = 0u64;
+    for (i, count) in counts.iter().enumerate() {
+        cumulative += count;
+        let bound = LATENCY_BOUNDS_MICROS
+            .get(i)
+            .map_or_else(|| "inf".to_string(), u64::to_string);
+        values.push((format!("{name}_bucket_le_{bound}"), cumulative));
+    }
+    values.push((format!("{name}_sum"), sum_micros));
+    values.push((format!("{name}_count"), cumulative));
 }
 
 /// The latest counters of every shard.
@@ -299,6 +309,45 @@ const SPECS: &[Spec] = &[
 const REQUEST_HISTOGRAMS: [(&str, &str); 2] =
     [("latency_read_us", "read"), ("latency_write_us", "write")];
 
+/// The WAL fsync histogram: its STATS prefix (no kind label).
+const WAL_SYNC_HISTOGRAM: [(&str, &str); 1] = [("wal_sync_us", "")];
+
+/// Encodes the histogram STATS exported under `prefix` for shard `s`, labelled with `kind`
+/// unless it is empty.
+fn encode_histogram(
+    family: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    s: &ShardStats,
+    prefix: &str,
+    kind: &str,
+) -> Result<(), std::fmt::Error> {
+    let Some(count) = s.get(&format!("{prefix}_count")) else {
+        return Ok(());
+    };
+    let sum = s.get(&format!("{prefix}_sum")).unwrap_or(0) as f64 / 1e6;
+    let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_MICROS
+        .iter()
+        .map(|&b| {
+            let n = s.get(&format!("{prefix}_bucket_le_{b}")).unwrap_or(0);
+            (b as f64 / 1e6, n)
+        })
+        .collect();
+    buckets.push((f64::INFINITY, count));
+    // The encoder wants per-bucket counts and accumulates them itself.
+    let mut previous = 0;
+    for bucket in &mut buckets {
+        let cumulative = bucket.1;
+        bucket.1 = cumulative.saturating_sub(previous);
+        previous = cumulative;
+    }
+    let mut labels = vec![("shard", s.shard.to_string())];
+    if !kind.is_empty() {
+        labels.push(("kind", kind.to_string()));
+    }
+    family
+        .encode_family(&labels)?
+        .encode_histogram::<Labels>(sum, count, &buckets, None)
+}
+
 /// Renders the board (the prometheus-client text encoder calls this on each scrape).
 #[derive(Debug)]
 struct BoardCollector(Arc<Board>);
@@ -361,37 +410,24 @@ impl Collector for BoardCollector {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
-            "ringkv_request_duration_seconds",
-            "Time from a request's arrival to its answer being ready (per socket read of requests).",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (_, s) in &shards {
-            for (prefix, kind) in REQUEST_HISTOGRAMS {
-                let Some(count) = s.get(&format!("{prefix}_count")) else {
-                    continue;
-                };
-                let sum = s.get(&format!("{prefix}_sum")).unwrap_or(0) as f64 * 1e-6;
-                let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_MICROS
-                    .iter()
-                    .map(|&b| {
-                        let n = s.get(&format!("{prefix}_bucket_le_{b}")).unwrap_or(0);
-                        (b as f64 / 1e6, n)
-                    })
-                    .collect();
-                buckets.push((f64::INFINITY, count));
-                // The encoder wants per-bucket counts and accumulates them itself.
-                let mut previous = 0;
-                for bucket in &mut buckets {
-                    let cumulative = bucket.1;
-                    bucket.1 = cumulative.saturating_sub(previous);
-                    previous = cumulative;
+        for (metric, help, histograms) in [
+            (
+                "ringkv_request_duration_seconds",
+                "Time from a request's arrival to its answer being ready (per socket read of requests).",
+                &REQUEST_HISTOGRAMS[..],
+            ),
+            (
+                "ringkv_wal_sync_duration_seconds",
+                "Duration of the WAL's commit fdatasyncs.",
+                &WAL_SYNC_HISTOGRAM[..],
+            ),
+        ] {
+            let mut family =
+                encoder.encode_descriptor(metric, help, None, MetricType::Histogram)?;
+            for (_, s) in &shards {
+                for &(prefix, kind) in histograms {
+                    encode_histogram(&mut family, s, prefix, kind)?;
                 }
-                let labels = vec![("shard", s.shard.to_string()), ("kind", kind.to_string())];
-                family
-                    .encode_family(&labels)?
-                    .encode_histogram::<Labels>(sum, count, &buckets, None)?;
             }
         }
         Ok(())

@@ -538,6 +538,12 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         values.push((format!("level{level}_files"), l.files));
         values.push((format!("level{level}_bytes"), l.bytes));
     }
+    crate::metrics::export_histogram(
+        "wal_sync_us",
+        &s.wal_sync_micros,
+        s.wal_sync_micros_sum,
+        &mut values,
+    );
     c.latency_read.export("latency_read_us", &mut values);
     c.latency_write.export("latency_write_us", &mut values);
     ShardStats {

@@ -27,7 +27,12 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 #[command(name = "ringkv-admin", version)]
 struct Args {
     /// Address of any port of the node (its base port or a shard's port).
-    #[arg(long, global = true, default_value = "127.0.0.1:7070", env = "RINGKV_ADDR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:7070",
+        env = "RINGKV_ADDR"
+    )]
     addr: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]

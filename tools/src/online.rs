@@ -187,7 +187,8 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<(), Failure> {
     // One row per counter, one column per shard; names in the order the first shard lists
     // them, then the derived ratios.
     let mut t = Table::new(
-        std::iter::once("counter".to_string()).chain(all.iter().map(|s| format!("shard {}", s.shard))),
+        std::iter::once("counter".to_string())
+            .chain(all.iter().map(|s| format!("shard {}", s.shard))),
     );
     let names: Vec<String> = all
         .first()

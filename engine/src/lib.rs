@@ -16,6 +16,7 @@ pub mod key;
 pub mod manifest;
 pub mod memtable;
 pub mod notify;
+pub mod prefetch;
 pub mod runtime;
 pub mod sstable;
 pub mod wal;

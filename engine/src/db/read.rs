@@ -80,6 +80,10 @@ pub(crate) async fn get_into<F: FileSystem>(
 ) -> Result<bool> {
     // One hash serves the memtables' filters and every table's bloom filter.
     let hash = bloom_hash(key);
+    // The version is taken before the memtables are searched so that its bloom lines load
+    // while they are; nothing awaits in between, so it is the one a later take would see.
+    let version = inner.current();
+    version.prefetch_filters(key, hash);
     if let Some(kind) = inner.active.borrow().mem.get_into(key, hash, seq, out) {
         return Ok(kind == ValueKind::Put);
     }
@@ -93,7 +97,6 @@ pub(crate) async fn get_into<F: FileSystem>(
     if let Some(kind) = frozen_hit {
         return Ok(kind == ValueKind::Put);
     }
-    let version = inner.current();
     let found = version.get_into(key, hash, seq, out).await?;
     Ok(found == Some(ValueKind::Put))
 }

@@ -76,6 +76,25 @@ impl<F: FileSystem> Version<F> {
         Version { levels }
     }
 
+    /// Prefetches the bloom filter line of every file [`Version::get_into`] may probe for
+    /// `key` (with [`crate::sstable::bloom::bloom_hash`] `hash`), so that the probes' cache
+    /// misses overlap instead of following one another. Called before the memtables are
+    /// searched, which hides part of the latency too.
+    pub fn prefetch_filters(&self, key: &[u8], hash: u32) {
+        for f in &self.levels[0] {
+            if compare_bytes(f.smallest_user(), key).is_le()
+                && compare_bytes(key, f.largest_user()).is_le()
+            {
+                f.table.prefetch_filter(hash);
+            }
+        }
+        for files in self.levels.iter().skip(1) {
+            if let Some(f) = level_candidate(files, key) {
+                f.table.prefetch_filter(hash);
+            }
+        }
+    }
+
     /// Looks `key` up as of `snapshot`: the kind of the newest version found, level by
     /// level, with its value appended to `out` if it is a [`ValueKind::Put`]. `hash` is the
     /// key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
@@ -99,12 +118,9 @@ impl<F: FileSystem> Version<F> {
             }
         }
         for files in self.levels.iter().skip(1) {
-            let i = files.partition_point(|f| compare_bytes(f.largest_user(), key).is_lt());
-            if let Some(f) = files.get(i) {
-                if compare_bytes(f.smallest_user(), key).is_le() {
-                    if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
-                        return Ok(Some(found));
-                    }
+            if let Some(f) = level_candidate(files, key) {
+                if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
+                    return Ok(Some(found));
                 }
             }
         }
@@ -128,4 +144,16 @@ impl<F: FileSystem> Version<F> {
     pub fn all_files(&self) -> impl Iterator<Item = &Rc<TableFile<F>>> {
         self.levels.iter().flatten()
     }
+}
+
+/// The one file of a sorted, non-overlapping level whose user-key range holds `key`.
+#[inline]
+fn level_candidate<'a, F: FileSystem>(
+    files: &'a [Rc<TableFile<F>>],
+    key: &[u8],
+) -> Option<&'a Rc<TableFile<F>>> {
+    let i = files.partition_point(|f| compare_bytes(f.largest_user(), key).is_lt());
+    files
+        .get(i)
+        .filter(|f| compare_bytes(f.smallest_user(), key).is_le())
 }

@@ -228,6 +228,15 @@ impl BloomFilter {
         true
     }
 
+    /// Prefetches the line [`BloomFilter::may_contain_hash`] will test for `hash`, so that
+    /// the probes of several filters can miss the cache at the same time.
+    #[inline]
+    pub fn prefetch_hash(&self, hash: u32) {
+        if let Some(line) = self.lines.get(line_of(hash, self.lines.len() as u32)) {
+            crate::prefetch::prefetch_read(line.as_ptr());
+        }
+    }
+
     /// Bytes of memory held by the filter.
     pub fn memory_bytes(&self) -> usize {
         self.lines.capacity() * LINE_BYTES

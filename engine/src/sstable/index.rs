@@ -10,10 +10,16 @@
 //!
 //! Point lookups ([`Index::find_split`]) first search compact arrays instead of the keys:
 //! the user-key prefix common to every index key is stripped once, and for each key the next
-//! sixteen user-key bytes are kept as two big-endian words (zero-padded). Words order like the
-//! keys they come from, and a word strictly below (above) the target's means the key is
-//! strictly below (above) the target, so only keys whose words equal the target's need a full
-//! comparison. The result is exactly that of a binary search over the full keys.
+//! sixteen user-key bytes are kept as one big-endian `u128` (zero-padded), its *word*. Words
+//! order like the keys they come from, and a word strictly below (above) the target's means
+//! the key is strictly below (above) the target, so only keys whose words equal the target's
+//! need a full comparison. The result is exactly that of a binary search over the full keys.
+//!
+//! The words are laid out for few cache misses: in 64-byte-aligned lines of four
+//! ([`WordLine`], the last padded with `u128::MAX`), plus a small array holding the last word
+//! of each line (`line_last`, a quarter of the size, so it mostly stays cached). A lookup
+//! binary-searches `line_last` for the first line that can hold the target, then reads that
+//! one line of words.
 
 use super::block::{compare_split, BlockCorruption, BlockIter};
 use super::handle::BlockHandle;
@@ -29,13 +35,21 @@ pub struct Index {
     handles: Vec<BlockHandle>,
     /// Length of the user-key prefix shared by every key (stored at the start of `keys`).
     prefix_len: usize,
-    /// Per key: user-key bytes `[prefix_len, prefix_len + 8)` as a big-endian word,
-    /// zero-padded past the end of the user key. Non-decreasing.
-    words: Vec<u64>,
-    /// Per key: user-key bytes `[prefix_len + 8, prefix_len + 16)`, the same way;
-    /// non-decreasing within every run of equal `words`.
-    words_next: Vec<u64>,
+    /// Per key: user-key bytes `[prefix_len, prefix_len + 16)` as a big-endian word,
+    /// zero-padded past the end of the user key, four to a line; non-decreasing, and
+    /// `u128::MAX` past the last key.
+    word_lines: Vec<WordLine>,
+    /// The last word of each line of `word_lines` (padding included).
+    line_last: Vec<u128>,
 }
+
+/// Words per [`WordLine`].
+const LINE_WORDS: usize = 4;
+
+/// Four consecutive words of the index, aligned so that they fill one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct WordLine([u128; LINE_WORDS]);
 
 impl Index {
     /// Decodes index block contents for a table whose data blocks end at `data_end`.
@@ -82,7 +96,7 @@ impl Index {
         Ok(index)
     }
 
-    /// Computes `prefix_len`, `words` and `words_next` from the decoded keys.
+    /// Computes `prefix_len`, `word_lines` and `line_last` from the decoded keys.
     fn build_words(&mut self) {
         let n = self.handles.len();
         let first = user_key(self.key(0));
@@ -95,16 +109,46 @@ impl Index {
                 .take_while(|(a, b)| a == b)
                 .count();
         }
-        let mut words = Vec::with_capacity(n);
-        let mut words_next = Vec::with_capacity(n);
+        let mut word_lines = vec![WordLine([u128::MAX; LINE_WORDS]); n.div_ceil(LINE_WORDS)];
         for i in 0..n {
-            let user = user_key(self.key(i));
-            words.push(padded_word(user, prefix_len));
-            words_next.push(padded_word(user, prefix_len + 8));
+            word_lines[i / LINE_WORDS].0[i % LINE_WORDS] =
+                padded_word(user_key(self.key(i)), prefix_len);
         }
+        self.line_last = word_lines.iter().map(|l| l.0[LINE_WORDS - 1]).collect();
         self.prefix_len = prefix_len;
-        self.words = words;
-        self.words_next = words_next;
+        self.word_lines = word_lines;
+        debug_assert!((1..n).all(|i| self.word(i - 1) <= self.word(i)));
+    }
+
+    /// Word `i` (`u128::MAX` past the end).
+    #[inline]
+    fn word(&self, i: usize) -> u128 {
+        self.word_lines
+            .get(i / LINE_WORDS)
+            .map_or(u128::MAX, |line| line.0[i % LINE_WORDS])
+    }
+
+    /// End of the run of words equal to `target` that starts at `from` (`from` itself if word
+    /// `from` is not `target`), at most `to`. Runs of zero or one are found without a search.
+    #[inline]
+    fn equal_run_end(&self, from: usize, to: usize, target: u128) -> usize {
+        if from >= to || self.word(from) != target {
+            return from;
+        }
+        if from + 1 == to || self.word(from + 1) != target {
+            return from + 1;
+        }
+        // Binary search for the first word above `target` in `from + 2..to`.
+        let (mut low, mut high) = (from + 2, to);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.word(mid) == target {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     /// Number of data blocks.
@@ -171,19 +215,18 @@ impl Index {
             Ordering::Equal => {}
         }
         let target = padded_word(user, self.prefix_len);
-        let low = self.words.partition_point(|&w| w < target);
-        let high = equal_run_end(&self.words, low, n, target);
-        let (low, high) = if high - low > 1 {
-            let target = padded_word(user, self.prefix_len + 8);
-            let next = self.words_next.get(low..high).unwrap_or(&[]);
-            let low_next = low + next.partition_point(|&w| w < target);
-            (
-                low_next,
-                equal_run_end(&self.words_next, low_next, high, target),
-            )
-        } else {
-            (low, high)
+        // The first line whose last word is `>= target` holds the first word `>= target`
+        // (none past the padding: a target of `u128::MAX` stops at the first real word that
+        // equals it or at the padding, clamped to `n`).
+        let line = self.line_last.partition_point(|&w| w < target);
+        let low = match self.word_lines.get(line) {
+            Some(words) => {
+                let below = words.0.iter().filter(|&&w| w < target).count();
+                (line * LINE_WORDS + below).min(n)
+            }
+            None => n,
         };
+        let high = self.equal_run_end(low, n, target);
         // Keys before `low` are below the target and keys from `high` on above it.
         let low = self.search_keys(low, high, user, trailer);
         (low < n).then_some(low)
@@ -215,33 +258,20 @@ impl Index {
         self.keys.capacity()
             + self.key_ends.capacity() * std::mem::size_of::<u32>()
             + self.handles.capacity() * std::mem::size_of::<BlockHandle>()
-            + (self.words.capacity() + self.words_next.capacity()) * std::mem::size_of::<u64>()
+            + self.word_lines.capacity() * std::mem::size_of::<WordLine>()
+            + self.line_last.capacity() * std::mem::size_of::<u128>()
     }
 }
 
-/// Bytes `[at, at + 8)` of `bytes` as a big-endian word, zero-padded past the end.
+/// Bytes `[at, at + 16)` of `bytes` as a big-endian word, zero-padded past the end.
 #[inline]
-fn padded_word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
+fn padded_word(bytes: &[u8], at: usize) -> u128 {
+    let mut w = [0u8; 16];
     if let Some(rest) = bytes.get(at..) {
-        let n = rest.len().min(8);
+        let n = rest.len().min(16);
         w[..n].copy_from_slice(&rest[..n]);
     }
-    u64::from_be_bytes(w)
-}
-
-/// End of the run of `target`s that starts at `from` in the sorted `words[..to]` (`from`
-/// itself if `words[from]` is not `target`). Runs of zero or one are found without a search.
-#[inline]
-fn equal_run_end(words: &[u64], from: usize, to: usize, target: u64) -> usize {
-    let run = words.get(from..to).unwrap_or(&[]);
-    match run {
-        [] => from,
-        [first, ..] if *first != target => from,
-        [_] => from + 1,
-        [_, second, ..] if *second != target => from + 1,
-        _ => from + run.partition_point(|&w| w == target),
-    }
+    u128::from_be_bytes(w)
 }
 
 #[cfg(test)]
@@ -388,6 +418,47 @@ mod tests {
         assert_eq!(index.find_split(&long(b"a"), put(1)), Some(5));
         assert_eq!(index.find_split(&long(b"b"), put(1)), None);
         assert_eq!(index.find_split(b"prz", put(1)), None);
+    }
+
+    #[test]
+    fn all_ones_words_padding_and_line_boundaries() {
+        // Words of `u128::MAX` equal the padding after the last line; runs of equal words
+        // cross line boundaries. Every table size from one key to three lines and a bit.
+        let ones = |tail: &[u8]| [&[0xffu8; 16][..], tail].concat();
+        let put = |seq: u64| (seq << 8) | 1;
+        for n in 1..=13usize {
+            let users: Vec<Vec<u8>> = (0..n)
+                .map(|i| match i % 3 {
+                    0 if i + 3 >= n => ones(&[i as u8]),
+                    _ => vec![0x10, (i / 3) as u8],
+                })
+                .collect();
+            let mut keys: Vec<Vec<u8>> = users
+                .iter()
+                .map(|u| internal_key(u, 7, ValueKind::Put))
+                .collect();
+            keys.sort_by(|a, b| compare_internal(a, b));
+            keys.dedup();
+            let hs = handles(&vec![10; keys.len()]);
+            let entries: Vec<_> = keys.iter().cloned().zip(hs.iter().copied()).collect();
+            let index = Index::decode(index_block(&entries), keys.len() as u64 * 15).unwrap();
+            let targets = users.iter().cloned().chain([
+                ones(b""),
+                ones(&[0xff]),
+                vec![0x10],
+                vec![0x10, 0xff],
+                vec![0xff],
+            ]);
+            for user in targets {
+                for trailer in [put(9), put(7), put(1)] {
+                    assert_eq!(
+                        index.find_split(&user, trailer),
+                        index.find_split_by_keys(&user, trailer),
+                        "n {n} user {user:?} trailer {trailer:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -135,6 +135,12 @@ impl<F: StorageFile> Table<F> {
         self.filter.may_contain(user_key)
     }
 
+    /// Prefetches the bloom filter line a lookup of a key with [`bloom_hash`] `hash` tests.
+    #[inline]
+    pub fn prefetch_filter(&self, hash: u32) {
+        self.filter.prefetch_hash(hash);
+    }
+
     /// The newest version of `user_key` with sequence number `<= snapshot_seq` in this table,
     /// or `None`. Checks the bloom filter first.
     pub async fn get(

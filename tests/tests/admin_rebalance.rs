@@ -221,3 +221,101 @@ fn moving_every_slot_there_and_back_loses_nothing() {
         }
     }
 }
+
+/// A throttled rebalance can be watched and cancelled; while it runs a checkpoint is refused
+/// (a checkpoint's slot map and shard copies must agree); afterwards every key is still there
+/// and slots can be moved back.
+#[test]
+fn a_throttled_rebalance_is_cancelled_cleanly_and_excludes_checkpoints() {
+    let server = ServerProcess::start(ServerOptions::default());
+    let addr = server.addr().to_string();
+    let client = Client::connect(server.addr(), ClientConfig::default()).unwrap();
+    let keys: Vec<String> = (0..20_000).map(|i| key(0, i)).collect();
+    for chunk in keys.chunks(500) {
+        let values: Vec<Vec<u8>> = chunk.iter().map(|k| value(k, 1)).collect();
+        let ops: Vec<ringkv_client::BatchOp<'_>> = chunk
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| ringkv_client::BatchOp::Put {
+                key: k.as_bytes(),
+                value: v,
+            })
+            .collect();
+        client.batch(&ops).unwrap();
+    }
+    let start = owners(&addr);
+    // About 1.4 MB per shard at 0.2 MB/s: several seconds of copying.
+    let out = admin_ok(&[
+        "--addr",
+        &addr,
+        "rebalance",
+        "apply",
+        "--slots",
+        "0-2047",
+        "--to",
+        "1",
+        "--max-mbps",
+        "0.2",
+    ]);
+    assert!(out.contains("rebalance running"), "{out}");
+    std::thread::sleep(Duration::from_millis(700));
+    let status: Value = serde_json::from_str(&admin_ok(&[
+        "--addr",
+        &addr,
+        "--json",
+        "rebalance",
+        "status",
+    ]))
+    .unwrap();
+    assert_eq!(status["state"], "running", "{status}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let cp = scratch.path().join("cp");
+    let (code, _, err) =
+        ringkv_tests::server::admin(&["--addr", &addr, "checkpoint", cp.to_str().unwrap()]);
+    assert_eq!(
+        code, 1,
+        "a checkpoint during a rebalance must be refused: {err}"
+    );
+    assert!(err.contains("rebalance is running"), "{err}");
+    assert!(!cp.exists());
+
+    let out = admin_ok(&["--addr", &addr, "--json", "rebalance", "cancel", "--wait"]);
+    let status: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(status["state"], "cancelled", "{out}");
+    let done = status["moves_done"].as_u64().unwrap();
+    assert!(
+        done < 2048,
+        "the throttled job finished before it was cancelled: {out}"
+    );
+    let now = owners(&addr);
+    let moved = (0..4096).filter(|&s| now[s] != start[s]).count() as u64;
+    assert_eq!(
+        moved, done,
+        "slots moved must match the moves reported done"
+    );
+
+    // Nothing was lost, moved or not.
+    let values = client.mget(&keys).unwrap();
+    for (k, v) in keys.iter().zip(&values) {
+        assert_eq!(v.as_deref(), Some(&value(k, 1)[..]), "{k} after the cancel");
+    }
+    // The moved slots go back, and checkpoints work again.
+    let out = admin_ok(&[
+        "--addr",
+        &addr,
+        "--json",
+        "rebalance",
+        "apply",
+        "--slots",
+        "0-2047",
+        "--to",
+        "0",
+        "--wait",
+    ]);
+    let status: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(status["state"], "done", "{out}");
+    assert_eq!(owners(&addr), start);
+    admin_ok(&["--addr", &addr, "checkpoint", cp.to_str().unwrap()]);
+    admin_ok(&["verify", "--data-dir", cp.to_str().unwrap()]);
+}

@@ -303,7 +303,10 @@ impl Wave {
                 path,
             } => {
                 let checked = if target == ALL_SHARDS {
-                    admin::check_checkpoint_path(path)
+                    admin::check_checkpoint_path(path).and_then(|()| {
+                        rebalance::begin_checkpoint(shard, self.shard_count as u32)
+                            .map_err(|m| (ErrorCode::INVALID_ARGUMENT, m))
+                    })
                 } else {
                     Err((
                         ErrorCode::INVALID_ARGUMENT,

@@ -138,7 +138,22 @@ pub fn checkpoint(
     let db = shard.db.clone();
     let id = shard.id;
     let map = (id == 0).then(|| (*shard.map()).clone());
+    let node = shard.node.clone();
     Ok(start(async move {
+        let result = checkpoint_part(root, db, id, map).await;
+        let mut job = node.job();
+        job.checkpoint_parts = job.checkpoint_parts.saturating_sub(1);
+        result
+    }))
+}
+
+async fn checkpoint_part(
+    root: PathBuf,
+    db: ringkv_engine::db::Db<ringkv_engine::io::DmaFs>,
+    id: u16,
+    map: Option<crate::slotmap::SlotMap>,
+) -> AdminResult {
+    {
         if let Some(map) = map {
             let dir = root.clone();
             // Blocking file I/O (create, write, fsync, rename) runs off the shard thread.
@@ -162,5 +177,5 @@ pub fn checkpoint(
         db.checkpoint(&root.join(shard_dir_name(id)))
             .await
             .map_err(|e| (error_code(&e), format!("shard {id}: checkpoint: {e}")))
-    }))
+    }
 }

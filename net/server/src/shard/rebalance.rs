@@ -75,6 +75,10 @@ pub struct Job {
     pub status: RebalanceStatus,
     pub cancel: bool,
     pub max_bytes_per_sec: u64,
+    /// Shards' parts of checkpoints still being written. A checkpoint and a rebalance never
+    /// overlap: a slot's copy and the slot map in a checkpoint are taken at different
+    /// moments, which a move in between would make disagree.
+    pub checkpoint_parts: u32,
 }
 
 /// What the shards of a node share: the authoritative slot map (persisted on every change)
@@ -124,6 +128,11 @@ pub fn start_job(
                 job.status.moves_done, job.status.moves_total
             ));
         }
+        if job.checkpoint_parts > 0 {
+            return Err(
+                "a checkpoint is being written; start the rebalance once it is done".into(),
+            );
+        }
         *job = Job {
             status: RebalanceStatus {
                 state: rebalance_state::RUNNING,
@@ -133,6 +142,7 @@ pub fn start_job(
             },
             cancel: false,
             max_bytes_per_sec,
+            checkpoint_parts: 0,
         };
         job.status.clone()
     };
@@ -244,12 +254,16 @@ async fn move_steps(shard: &ShardRef, slot: u16, to: u16) -> Result<(), String> 
         from: id,
         epoch,
     };
-    shard.peers.control(to, take).await?;
+    // The map on disk names B now: whatever B answers, A follows it (and forwards to B), so
+    // that memory and disk agree.
+    let took = shard.peers.control(to, take).await;
     shard.set_owner(slot, to, epoch);
     shard.slots.set(slot, SlotState::Normal);
+    took?;
     shard.slots.wait_no_waiters().await;
     shard.slots.drain_admitted().await;
     // 6. Everyone else switches and sends A a barrier.
+    let mut failed = None;
     for other in 0..shard.map().shard_count {
         if other == id || other == to {
             continue;
@@ -260,10 +274,16 @@ async fn move_steps(shard: &ShardRef, slot: u16, to: u16) -> Result<(), String> 
             epoch,
             barrier_to: id,
         };
-        shard.peers.control(other, update).await?;
+        if let Err(e) = shard.peers.control(other, update).await {
+            failed.get_or_insert(e);
+        }
     }
-    // 7. Hand-off complete; 8. drop the old copy.
+    // 7. Hand-off complete (even after a failure above: B must not hold writes forever);
+    // 8. drop the old copy.
     shard.peers.control(to, Control::HandOff { slot }).await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     delete_slot(shard, slot).await?;
     tracing::info!(slot, from = id, to, epoch, "slot moved");
     Ok(())
@@ -508,6 +528,19 @@ pub fn slot_stats(shard: &Shard) -> Vec<SlotStat> {
         }
     });
     slots
+}
+
+/// Registers a checkpoint of `parts` shard parts, unless a rebalance is running.
+pub fn begin_checkpoint(shard: &Shard, parts: u32) -> Result<(), String> {
+    let mut job = shard.node.job();
+    if job.status.state == rebalance_state::RUNNING {
+        return Err(
+            "a rebalance is running: checkpoint once it ends (`ringkv-admin rebalance status`)"
+                .into(),
+        );
+    }
+    job.checkpoint_parts += parts;
+    Ok(())
 }
 
 /// The job's status as REBALANCE answers it.

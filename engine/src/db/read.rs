@@ -83,7 +83,7 @@ pub(crate) async fn get_into<F: FileSystem>(
     // The version is taken before the memtables are searched so that its bloom lines load
     // while they are; nothing awaits in between, so it is the one a later take would see.
     let version = inner.current();
-    version.prefetch_filters(key, hash);
+    let candidates = version.candidates(key, hash);
     if let Some(kind) = inner.active.borrow().mem.get_into(key, hash, seq, out) {
         return Ok(kind == ValueKind::Put);
     }
@@ -97,7 +97,7 @@ pub(crate) async fn get_into<F: FileSystem>(
     if let Some(kind) = frozen_hit {
         return Ok(kind == ValueKind::Put);
     }
-    let found = version.get_into(key, hash, seq, out).await?;
+    let found = version.get_into(&candidates, key, hash, seq, out).await?;
     Ok(found == Some(ValueKind::Put))
 }
 

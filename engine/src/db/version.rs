@@ -76,30 +76,61 @@ impl<F: FileSystem> Version<F> {
         Version { levels }
     }
 
-    /// Prefetches the bloom filter line of every file [`Version::get_into`] may probe for
-    /// `key` (with [`crate::sstable::bloom::bloom_hash`] `hash`), so that the probes' cache
-    /// misses overlap instead of following one another. Called before the memtables are
-    /// searched, which hides part of the latency too.
-    pub fn prefetch_filters(&self, key: &[u8], hash: u32) {
-        for f in &self.levels[0] {
-            if compare_bytes(f.smallest_user(), key).is_le()
+    /// The files that may hold `key`, newest first (every L0 file whose range covers it, then
+    /// at most one file per deeper level), with the bloom filter line each would probe
+    /// prefetched: the lines load while the caller searches the memtables.
+    pub fn candidates(&self, key: &[u8], hash: u32) -> Candidates<'_, F> {
+        let mut c = Candidates {
+            files: [None; CANDIDATES_MAX],
+            len: 0,
+        };
+        let covers = |f: &Rc<TableFile<F>>| {
+            compare_bytes(f.smallest_user(), key).is_le()
                 && compare_bytes(key, f.largest_user()).is_le()
-            {
-                f.table.prefetch_filter(hash);
+        };
+        let l0 = self.levels[0].iter().filter(|f| covers(f));
+        let deeper = self
+            .levels
+            .iter()
+            .skip(1)
+            .filter_map(|files| level_candidate(files, key));
+        for f in l0.chain(deeper) {
+            f.table.prefetch_filter(hash);
+            if c.len < CANDIDATES_MAX {
+                c.files[c.len] = Some(f);
             }
+            c.len += 1;
         }
-        for files in self.levels.iter().skip(1) {
-            if let Some(f) = level_candidate(files, key) {
-                f.table.prefetch_filter(hash);
-            }
-        }
+        c
     }
 
-    /// Looks `key` up as of `snapshot`: the kind of the newest version found, level by
-    /// level, with its value appended to `out` if it is a [`ValueKind::Put`]. `hash` is the
-    /// key's [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted
-    /// before its index or any block.
+    /// Looks `key` up as of `snapshot` in `candidates` (from [`Version::candidates`] on this
+    /// version): the kind of the newest version found, with its value appended to `out` if
+    /// it is a [`ValueKind::Put`]. `hash` is the key's
+    /// [`crate::sstable::bloom::bloom_hash`]; every file's bloom filter is consulted before
+    /// its index or any block.
     pub async fn get_into(
+        &self,
+        candidates: &Candidates<'_, F>,
+        key: &[u8],
+        hash: u32,
+        snapshot: SeqNo,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<ValueKind>> {
+        if candidates.len > CANDIDATES_MAX {
+            // More L0 files than the list holds: walk the levels again.
+            return self.get_into_all(key, hash, snapshot, out).await;
+        }
+        for f in candidates.files[..candidates.len].iter().flatten() {
+            if let Some(found) = f.table.get_into(key, hash, snapshot, out).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`Version::get_into`] without a candidate list.
+    async fn get_into_all(
         &self,
         key: &[u8],
         hash: u32,
@@ -144,6 +175,17 @@ impl<F: FileSystem> Version<F> {
     pub fn all_files(&self) -> impl Iterator<Item = &Rc<TableFile<F>>> {
         self.levels.iter().flatten()
     }
+}
+
+/// Most files a [`Candidates`] list holds; L0 stops growing well below this (the write
+/// stop trigger), and a longer list falls back to a walk of the levels.
+const CANDIDATES_MAX: usize = 48;
+
+/// The files a point lookup checks, newest first; see [`Version::candidates`].
+pub struct Candidates<'v, F: FileSystem> {
+    files: [Option<&'v Rc<TableFile<F>>>; CANDIDATES_MAX],
+    /// Files found; above `CANDIDATES_MAX` the list is incomplete.
+    len: usize,
 }
 
 /// The one file of a sorted, non-overlapping level whose user-key range holds `key`.

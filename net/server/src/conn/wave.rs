@@ -153,14 +153,12 @@ impl Wave {
         let h = frame.header;
         match h.opcode {
             opcode::GET | opcode::MGET | opcode::SCAN => self.reads += 1,
-            opcode::PUT | opcode::DELETE | opcode::BATCH => {
-                self.writes += 1;
-                if !shard.slots.all_normal() && writes_held(shard, &frame, self.origin) {
-                    self.held = true;
-                    return;
-                }
-            }
+            opcode::PUT | opcode::DELETE | opcode::BATCH => self.writes += 1,
             _ => {}
+        }
+        if !shard.slots.all_normal() && is_held(shard, &frame, self.origin) {
+            self.held = true;
+            return;
         }
         if self.goes_whole_to(shard, &frame) {
             // Checked and owned here: no need to decode it again to route it.
@@ -716,12 +714,18 @@ fn encode_merge(merge: Merge, out: &mut Vec<u8>) {
     }
 }
 
-/// Whether `frame` writes to a slot whose writes from `origin` are held now.
-pub fn writes_held(shard: &ShardRef, frame: &Frame<'_>, origin: Option<u16>) -> bool {
-    let held = |key: &[u8]| shard.slots.holds_write(slot_of(key), origin);
+/// Whether `frame` touches a slot whose requests of its kind from `origin` are held now.
+pub fn is_held(shard: &ShardRef, frame: &Frame<'_>, origin: Option<u16>) -> bool {
+    let held = |key: &[u8], write: bool| shard.slots.holds(slot_of(key), origin, write);
     match Request::decode(frame.header.opcode, frame.body) {
-        Ok(Request::Put { key, .. }) | Ok(Request::Delete { key }) => held(key),
-        Ok(Request::Batch(view)) => view.iter().any(|op| held(op.key())),
+        Ok(Request::Put { key, .. }) | Ok(Request::Delete { key }) => held(key, true),
+        Ok(Request::Batch(view)) => view.iter().any(|op| held(op.key(), true)),
+        Ok(Request::Get { key }) => held(key, false),
+        Ok(Request::MGet(keys)) => keys.iter().any(|k| held(k, false)),
+        Ok(Request::Scan(ScanRequest::Slot { slot, .. })) => shard.slots.holds(slot, origin, false),
+        Ok(Request::Scan(ScanRequest::Cursor { cursor, .. })) => {
+            matches!(decode_cursor(cursor), Ok((slot, _)) if shard.slots.holds(slot, origin, false))
+        }
         _ => false,
     }
 }

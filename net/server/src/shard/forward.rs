@@ -274,18 +274,38 @@ async fn serve_requests(shard: ShardRef, origin: u16, rx: ConnectedReceiver<Forw
             break;
         };
         if let Some(control) = request.control {
-            // Slot-move steps run in order with this origin's frames.
-            let answer = super::rebalance::serve_control(&shard, origin, control).await;
-            let responses = match answer {
+            // Slot-move steps run in order with this origin's frames; long ones answer later.
+            let encode = |answer: Result<(), String>| match answer {
                 Ok(()) => Vec::new(),
                 Err(message) => message.into_bytes(),
             };
-            let reply = ForwardReply {
-                token: request.token,
-                responses,
-            };
-            shard.peers.reply(origin, reply).await;
-            drop(permit);
+            let token = request.token;
+            match super::rebalance::serve_control(&shard, origin, control).await {
+                super::rebalance::Answer::Now(answer) => {
+                    let reply = ForwardReply {
+                        token,
+                        responses: encode(answer),
+                    };
+                    shard.peers.reply(origin, reply).await;
+                    drop(permit);
+                }
+                super::rebalance::Answer::Later(rx) => {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        let answer = rx
+                            .recv_async()
+                            .await
+                            .unwrap_or_else(|_| Err("the step ended without an answer".into()));
+                        let reply = ForwardReply {
+                            token,
+                            responses: encode(answer),
+                        };
+                        shard.peers.reply(origin, reply).await;
+                        drop(permit);
+                    })
+                    .detach();
+                }
+            }
             continue;
         }
         if !super::rebalance::executes_here(&shard, &request.frames, Some(origin)) {

@@ -12,10 +12,12 @@
 //!    crash restarts with B as the owner, holding everything acknowledged.
 //! 4. B takes over: it owns `s`, but holds writes to `s` from anyone but A.
 //! 5. A switches its own map and unfreezes `s`: held waves route again, to B, through A.
-//! 6. Every other shard C switches its map, lets the waves it admitted under the old map
-//!    finish handing their frames to A, and then sends A a barrier: once A has answered
-//!    it, every frame C had routed to A for `s` is on its way to B, ahead of what A sends
-//!    next.
+//!    Just before, `s` is [`SlotState::Switching`] on A: requests on it already running
+//!    there finish (admission drain) and new ones wait, so none sees the map change mid-way.
+//! 6. Every other shard C, B included, switches its map, lets the waves it admitted under
+//!    the old map finish handing their frames to A, and then sends A a barrier: once A has
+//!    answered it, every frame C had routed to A for `s` is on its way to B, ahead of what
+//!    A sends next.
 //! 7. A tells B the hand-off is complete ([`Control::HandOff`]), behind all those frames:
 //!    B releases the writes it held. So a connection's write that went through A always
 //!    lands before its later write that went straight to B.
@@ -257,15 +259,20 @@ async fn move_steps(shard: &ShardRef, slot: u16, to: u16) -> Result<(), String> 
     // The map on disk names B now: whatever B answers, A follows it (and forwards to B), so
     // that memory and disk agree.
     let took = shard.peers.control(to, take).await;
+    // Requests on the slot already running here (reads admitted during the copy) finish
+    // before the map changes under them; new ones wait for the switch.
+    shard.slots.set(slot, SlotState::Switching);
+    shard.slots.drain_admitted().await;
     shard.set_owner(slot, to, epoch);
     shard.slots.set(slot, SlotState::Normal);
     took?;
     shard.slots.wait_no_waiters().await;
     shard.slots.drain_admitted().await;
-    // 6. Everyone else switches and sends A a barrier.
+    // 6. Every other shard, B included, switches and sends A a barrier: frames they routed
+    // here under the old map are then on their way to B.
     let mut failed = None;
     for other in 0..shard.map().shard_count {
-        if other == id || other == to {
+        if other == id {
             continue;
         }
         let update = Control::MapUpdate {
@@ -385,24 +392,53 @@ async fn delete_slot(shard: &Shard, slot: u16) -> Result<(), String> {
     }
 }
 
-/// Handles a slot-move step from shard `origin`.
-pub async fn serve_control(shard: &ShardRef, origin: u16, control: Control) -> Result<(), String> {
+/// The answer to a slot-move step: ready now, or later from a task (long steps must not hold
+/// up the origin's later messages, which they may depend on).
+pub enum Answer {
+    Now(Result<(), String>),
+    Later(flume::Receiver<Result<(), String>>),
+}
+
+/// Handles a slot-move step from shard `origin`. Quick steps run in order with the origin's
+/// frames; a move and a map update (which waits for a barrier) answer later.
+pub async fn serve_control(shard: &ShardRef, origin: u16, control: Control) -> Answer {
     match control {
         Control::Move { slot, to } => {
             if shard.owner_of(slot) != shard.id {
-                return Err(format!("shard {} does not own slot {slot}", shard.id));
+                return Answer::Now(Err(format!("shard {} does not own slot {slot}", shard.id)));
             }
-            // A move is long: run it beside this origin's frames, not in front of them.
             let (tx, rx) = flume::bounded(1);
             let task_shard = shard.clone();
             glommio::spawn_local(async move {
                 let _ = tx.send(run_move(&task_shard, slot, to).await);
             })
             .detach();
-            rx.recv_async()
-                .await
-                .unwrap_or_else(|_| Err("the move task ended without an answer".into()))
+            Answer::Later(rx)
         }
+        Control::MapUpdate {
+            slot,
+            owner,
+            epoch,
+            barrier_to,
+        } => {
+            shard.set_owner(slot, owner, epoch);
+            // Waves admitted under the old map hand their frames over first, then the barrier.
+            let (tx, rx) = flume::bounded(1);
+            let task_shard = shard.clone();
+            glommio::spawn_local(async move {
+                task_shard.slots.drain_admitted().await;
+                let done = task_shard.peers.control(barrier_to, Control::Barrier).await;
+                let _ = tx.send(done);
+            })
+            .detach();
+            Answer::Later(rx)
+        }
+        quick => Answer::Now(serve_quick(shard, origin, quick).await),
+    }
+}
+
+async fn serve_quick(shard: &ShardRef, origin: u16, control: Control) -> Result<(), String> {
+    match control {
         Control::Clear { slot } => delete_slot(shard, slot).await,
         Control::Ingest { entries } => {
             let mut batch = WriteBatch::new();
@@ -420,23 +456,15 @@ pub async fn serve_control(shard: &ShardRef, origin: u16, control: Control) -> R
             shard.set_owner(slot, shard.id, epoch);
             Ok(())
         }
-        Control::MapUpdate {
-            slot,
-            owner,
-            epoch,
-            barrier_to,
-        } => {
-            shard.set_owner(slot, owner, epoch);
-            // Waves admitted under the old map hand their frames over first.
-            shard.slots.drain_admitted().await;
-            shard.peers.control(barrier_to, Control::Barrier).await
-        }
         Control::Barrier => Ok(()),
         Control::HandOff { slot } => {
             if shard.slots.state(slot) == (SlotState::Incoming { from: origin }) {
                 shard.slots.set(slot, SlotState::Normal);
             }
             Ok(())
+        }
+        Control::Move { .. } | Control::MapUpdate { .. } => {
+            Err("a long slot-move step reached the in-order path".into())
         }
     }
 }
@@ -450,23 +478,25 @@ pub fn executes_here(shard: &Shard, frames: &[u8], origin: Option<u16>) -> bool 
     let decoder = FrameDecoder::new(u32::MAX);
     let mut at = 0;
     let map = shard.map();
-    let mine = |key: &[u8]| map.owner(ringkv_proto::slot_of(key)) == shard.id;
     while at < frames.len() {
         let Ok(Decoded::Frame(frame, used)) = decoder.next(&frames[at..]) else {
             return true; // exec reports the broken buffer
         };
         at += used;
-        let held = |key: &[u8]| shard.slots.holds_write(ringkv_proto::slot_of(key), origin);
+        let held = |slot: u16, write: bool| shard.slots.holds(slot, origin, write);
+        let ok_key = |key: &[u8], write: bool| {
+            let slot = ringkv_proto::slot_of(key);
+            map.owner(slot) == shard.id && !held(slot, write)
+        };
+        let ok_slot = |slot: u16| map.owner(slot) == shard.id && !held(slot, false);
         let ok = match Request::decode(frame.header.opcode, frame.body) {
-            Ok(Request::Get { key }) => mine(key),
-            Ok(Request::Put { key, .. }) | Ok(Request::Delete { key }) => mine(key) && !held(key),
-            Ok(Request::Batch(view)) => view.iter().all(|op| mine(op.key()) && !held(op.key())),
-            Ok(Request::MGet(keys)) => keys.iter().all(mine),
-            Ok(Request::Scan(ringkv_proto::ScanRequest::Slot { slot, .. })) => {
-                map.owner(slot) == shard.id
-            }
+            Ok(Request::Get { key }) => ok_key(key, false),
+            Ok(Request::Put { key, .. }) | Ok(Request::Delete { key }) => ok_key(key, true),
+            Ok(Request::Batch(view)) => view.iter().all(|op| ok_key(op.key(), true)),
+            Ok(Request::MGet(keys)) => keys.iter().all(|k| ok_key(k, false)),
+            Ok(Request::Scan(ringkv_proto::ScanRequest::Slot { slot, .. })) => ok_slot(slot),
             Ok(Request::Scan(ringkv_proto::ScanRequest::Cursor { cursor, .. })) => {
-                matches!(super::exec::decode_cursor(cursor), Ok((slot, _)) if map.owner(slot) == shard.id)
+                matches!(super::exec::decode_cursor(cursor), Ok((slot, _)) if ok_slot(slot))
             }
             _ => true,
         };

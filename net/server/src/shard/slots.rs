@@ -3,6 +3,8 @@
 //! A slot moving from shard A to shard B goes through (see [`super::rebalance`]):
 //! - on A, [`SlotState::Frozen`] while its data is copied: waves that would write to it wait
 //!   (reads go on, the data is still A's);
+//! - on A, [`SlotState::Switching`] for the instant of the switch: reads wait too, until
+//!   what runs here has finished;
 //! - on B, [`SlotState::Incoming`] from the switch until A says every write it had routed
 //!   to the slot has reached B: writes from anyone but A wait, so that a connection's
 //!   earlier write (still travelling through A) cannot land after its later one.
@@ -22,6 +24,9 @@ pub enum SlotState {
     Normal,
     /// Being copied away: writes wait.
     Frozen,
+    /// Changing owner on the old owner: reads wait too, for the moment it takes requests
+    /// already running here to finish.
+    Switching,
     /// Just taken over from shard `from`: writes from others wait for the hand-off.
     Incoming {
         from: u16,
@@ -84,16 +89,17 @@ impl Slots {
         self.changed.notify_all();
     }
 
-    /// Whether a write to `slot` arriving from `origin` (another shard, or `None` for a
-    /// client connection of this shard) must wait.
-    pub fn holds_write(&self, slot: u16, origin: Option<u16>) -> bool {
+    /// Whether a request on `slot` (a write if `write`) arriving from `origin` (another
+    /// shard, or `None` for a client connection of this shard) must wait.
+    pub fn holds(&self, slot: u16, origin: Option<u16>, write: bool) -> bool {
         if self.all_normal() {
             return false;
         }
         match self.state(slot) {
             SlotState::Normal => false,
-            SlotState::Frozen => true,
-            SlotState::Incoming { from } => origin != Some(from),
+            SlotState::Frozen => write,
+            SlotState::Switching => true,
+            SlotState::Incoming { from } => write && origin != Some(from),
         }
     }
 

@@ -114,12 +114,8 @@ pub fn compact(
         let (start, end) = if slot == ALL_SLOTS {
             (None, None)
         } else {
-            (
-                Some(slot.to_be_bytes().to_vec()),
-                slot.checked_add(1)
-                    .filter(|&next| next < ringkv_proto::SLOT_COUNT)
-                    .map(|next| next.to_be_bytes().to_vec()),
-            )
+            let (lo, hi) = super::rebalance::slot_range(slot);
+            (Some(lo), hi)
         };
         let result = db.compact_range(start.as_deref(), end.as_deref()).await;
         running.compactions.set(running.compactions.get() - 1);

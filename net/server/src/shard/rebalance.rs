@@ -204,13 +204,31 @@ async fn run_job(shard: &ShardRef, moves: &[(u16, u16)]) -> Result<(), JobEnd> {
 
 const CANCELLED: &str = "cancelled";
 
-/// The stored-key range of `slot`: `[slot, slot + 1)`.
-fn slot_range(slot: u16) -> (Vec<u8>, Option<Vec<u8>>) {
+/// The stored-key range of `slot`: `[slot, slot + 1)` (`None`: past the last slot). COMPACT
+/// uses it as an inclusive range, which is the same set of keys (no stored key equals
+/// `slot + 1` alone: keys are not empty).
+pub(crate) fn slot_range(slot: u16) -> (Vec<u8>, Option<Vec<u8>>) {
     let hi = slot
         .checked_add(1)
         .filter(|&n| n < SLOT_COUNT)
         .map(|n| n.to_be_bytes().to_vec());
     (slot.to_be_bytes().to_vec(), hi)
+}
+
+/// A scan over every key this shard holds of `slot`.
+async fn scan_slot(
+    shard: &Shard,
+    slot: u16,
+) -> ringkv_engine::Result<ringkv_engine::db::Scan<ringkv_engine::io::DmaFs>> {
+    let (lo, hi) = slot_range(slot);
+    let hi_bound = match &hi {
+        Some(h) => Bound::Excluded(h.as_slice()),
+        None => Bound::Unbounded,
+    };
+    shard
+        .db
+        .scan(Bound::Included(lo.as_slice()), hi_bound)
+        .await
 }
 
 /// Runs on the slot's owner: the steps of the module documentation.
@@ -305,14 +323,7 @@ async fn copy_slot(shard: &ShardRef, slot: u16, to: u16) -> Result<(), String> {
         .await
         .map_err(|e| format!("shard {}: {e}", shard.id))?;
     shard.peers.control(to, Control::Clear { slot }).await?;
-    let (lo, hi) = slot_range(slot);
-    let hi_bound = match &hi {
-        Some(h) => Bound::Excluded(h.as_slice()),
-        None => Bound::Unbounded,
-    };
-    let mut scan = shard
-        .db
-        .scan(Bound::Included(lo.as_slice()), hi_bound)
+    let mut scan = scan_slot(shard, slot)
         .await
         .map_err(|e| format!("shard {}: {e}", shard.id))?;
     let started = Instant::now();
@@ -362,17 +373,8 @@ async fn copy_slot(shard: &ShardRef, slot: u16, to: u16) -> Result<(), String> {
 /// Deletes every key this shard holds of `slot`, in batches.
 async fn delete_slot(shard: &Shard, slot: u16) -> Result<(), String> {
     let fail = |e: ringkv_engine::Error| format!("shard {}: deleting slot {slot}: {e}", shard.id);
-    let (lo, hi) = slot_range(slot);
     loop {
-        let hi_bound = match &hi {
-            Some(h) => Bound::Excluded(h.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let mut scan = shard
-            .db
-            .scan(Bound::Included(lo.as_slice()), hi_bound)
-            .await
-            .map_err(fail)?;
+        let mut scan = scan_slot(shard, slot).await.map_err(fail)?;
         let mut batch = WriteBatch::new();
         let mut bytes = 0;
         while bytes < DELETE_BATCH_BYTES {

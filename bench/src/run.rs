@@ -133,7 +133,9 @@ pub struct LoadArgs {
     /// Puts per write frame (a BATCH frame; over redis://, pipelined SETs).
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Frames in flight per connection.
+    /// Frames in flight per connection. Without --rate a connection sends a new window once
+    /// the last one is fully answered (like redis-benchmark -P); with --rate, as soon as
+    /// half of it is.
     #[arg(long, default_value_t = 64)]
     pub pipeline: usize,
     /// Client sessions in all (each is one connection per shard), spread over the threads.
@@ -159,6 +161,10 @@ pub struct LoadArgs {
     /// settled store rather than one still compacting the fill (0: do not wait).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub settle: u64,
+    /// Give up (exit non-zero) when a thread with requests in flight gets no answer at all
+    /// for this long: the server is stuck or gone.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub response_timeout: f64,
 }
 
 impl LoadArgs {
@@ -196,6 +202,9 @@ impl LoadArgs {
         }
         if self.verify && self.value_size.min < STAMP_BYTES {
             bail!("--verify needs values of at least {STAMP_BYTES} bytes");
+        }
+        if !(self.response_timeout > 0.0 && self.response_timeout < 1e6) {
+            bail!("--response-timeout must be a positive number of seconds");
         }
         if self.duration.is_some_and(|d| !(d > 0.0 && d < 1e6))
             || !(0.0..1e6).contains(&self.warmup)

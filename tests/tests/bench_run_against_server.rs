@@ -161,3 +161,59 @@ fn verify_reads_every_key_back_and_names_lost_and_corrupt_values() {
         "{text}"
     );
 }
+
+/// A server that stops answering mid-run (here: SIGSTOPped) makes the run fail after
+/// `--response-timeout` instead of waiting forever. Before, the no-answer check compared the
+/// poll timeout (never longer than the 200 ms display tick) with 30 s, so it never fired.
+#[test]
+fn a_server_that_stops_answering_fails_the_run_after_the_response_timeout() {
+    let server = ServerProcess::start(ServerOptions::default());
+    let mut child = Command::new(bench_binary())
+        .arg("run")
+        .arg("--target")
+        .arg(format!("ringkv://{}", server.addr()))
+        .args([
+            "--workload",
+            "readrandom",
+            "--keys",
+            "1000",
+            "--duration",
+            "60",
+        ])
+        .args(["--response-timeout", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting ringkv-bench");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = server.pid() as libc::pid_t;
+    // SAFETY: kill(2) on the server process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            panic!("ringkv-bench still waiting 20 s after the server stopped answering");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let waited = started.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "the run must fail: {stderr}");
+    assert!(
+        stderr.contains("no answer from the server"),
+        "stderr names the cause: {stderr}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(1500),
+        "gave up after {waited:?}, before the 2 s timeout could pass"
+    );
+}

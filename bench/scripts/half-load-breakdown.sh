@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Where the write latency at a fixed rate goes, from the server's own histograms.
+#   1. starts ringkv-server --shards 2 (--durability $DURABILITY, default sync; extra server
+#      flags after RATE SECONDS), fills KEYS keys as fast as it can, waits SETTLE seconds;
+#   2. snapshots `ringkv-admin stats`, runs the same fill at RATE keys/s for SECONDS seconds
+#      (open loop, latency from the scheduled time), snapshots again, and prints per shard the
+#      difference: stall/slowdown time, flushes, compactions, bytes written, and the server's
+#      per-wave write latency and WAL fdatasync histograms (cumulative counts per bucket) with
+#      the bucket that holds the 50th/90th/99th percentile;
+#   3. prints the CPU each shard thread and the generator used, and the shard threads'
+#      involuntary context switches (the OS taking the core away), over the measured run.
+# Usage: bench/scripts/half-load-breakdown.sh RATE SECONDS [server flags...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATE=$1; SECONDS_=$2; shift 2
+KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
+cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
+DDIR=$(mktemp -d); OUT=$(mktemp -d)
+target/release/ringkv-server --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 \
+    --durability "${DURABILITY:-sync}" --log warn "$@" &
+SPID=$!
+trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR" "$OUT"' EXIT
+for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4"
+ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT --json"
+echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "+ $BENCH"; $BENCH 2>/dev/null | grep "ops in"
+sleep "$SETTLE"
+threads() { for t in /proc/$SPID/task/*; do case $(cat "$t/comm") in ringkv-shard*)
+    echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat") $(awk '/nonvoluntary/{print $2}' "$t/status")";; esac; done; }
+$ADMIN stats > "$OUT/a.json"; threads > "$OUT/ta"
+echo "+ $BENCH --rate $RATE --duration $SECONDS_"
+$BENCH --rate "$RATE" --duration "$SECONDS_" 2>/dev/null > "$OUT/run.txt" & BPID=$!
+sleep 1; b0=$(awk '{print $14+$15}' /proc/$BPID/stat); sleep $((SECONDS_ - 2))
+b1=$(awk '{print $14+$15}' /proc/$BPID/stat); wait $BPID
+grep "ops in" "$OUT/run.txt"
+$ADMIN stats > "$OUT/b.json"; threads > "$OUT/tb"
+echo "generator CPU over $((SECONDS_ - 2)) s: $(( (b1 - b0) * 100 / $(getconf CLK_TCK) / (SECONDS_ - 2) ))% of a core"
+paste "$OUT/ta" "$OUT/tb" | awk -v s="$SECONDS_" -v hz="$(getconf CLK_TCK)" \
+    '$2 > 0 {printf "%s CPU over the run: %d%% of a core, involuntary switches/s: %d\n", $1, ($5-$2)*100/hz/s, ($6-$3)/s}'
+python3 - "$OUT/a.json" "$OUT/b.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["shards"] for p in sys.argv[1:3])
+for i, (sa, sb) in enumerate(zip(a, b)):
+    ca, cb = sa["counters"], sb["counters"]
+    keys = ["stall_micros", "slowdown_micros", "flushes", "compactions", "disk_bytes_written",
+            "wal_bytes_written", "user_ops_written"]
+    print(f"shard {i}:", {k: cb[k] - ca[k] for k in keys})
+    for h in ["latency_write_us", "wal_sync_us"]:
+        def le(k):
+            v = k.split("_le_")[1]
+            return float("inf") if v == "inf" else float(v)
+        ks = sorted((k for k in cb if k.startswith(h + "_bucket_le_")), key=le)
+        cum = [(le(k), cb[k] - ca[k]) for k in ks]
+        n = cb[h + "_count"] - ca[h + "_count"]
+        pct = {q: next((bound for bound, c in cum if c >= q * n), None) for q in (0.5, 0.9, 0.99)}
+        mean = (cb[h + "_sum"] - ca[h + "_sum"]) / max(n, 1)
+        print(f"  {h}: n={n} mean={mean:.0f}us percentile bucket upper bounds={pct}")
+        print("    cumulative:", " ".join(f"<={int(bound) if bound != float('inf') else 'inf'}:{c}" for bound, c in cum))
+PY
+kill -TERM $SPID; wait $SPID || true

@@ -58,6 +58,46 @@ fn status_stats_slots_and_exit_codes() {
         status["data_bytes"].as_u64().unwrap() > 2000 * 80,
         "{status}"
     );
+    // The rates come from two samples of the counters: zero writes at rest, and the writes
+    // of a client that keeps putting while the status samples.
+    let writes_per_sec = |status: &Value| -> f64 {
+        status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["writes_per_sec"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(writes_per_sec(&status), 0.0, "no writes at rest: {status}");
+    let busy = {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (stop, client) = (stop.clone(), client.clone());
+            std::thread::spawn(move || {
+                let mut version = 2;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    put_range(&client, 0..50, version);
+                    version += 1;
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let status = json(&admin_ok(&[
+            "--addr",
+            &addr,
+            "--json",
+            "status",
+            "--sample-secs",
+            "1",
+        ]));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        status
+    };
+    assert!(
+        writes_per_sec(&busy) > 50.0,
+        "a client putting all along shows as writes per second: {busy}"
+    );
     let human = admin_ok(&["--addr", &addr, "status", "--sample-secs", "0.2"]);
     assert!(
         human.contains("2 shards") && human.contains("slots"),

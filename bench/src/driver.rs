@@ -272,7 +272,6 @@ impl<'a> Driver<'a> {
             if !generating && !in_flight {
                 return Ok(());
             }
-            let now = Instant::now();
             if !in_flight {
                 self.last_answer = now;
             } else if now.duration_since(self.last_answer) >= self.response_wait {

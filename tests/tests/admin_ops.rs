@@ -30,15 +30,21 @@ fn put_range(client: &Client, range: std::ops::Range<u64>, version: u64) {
     }
 }
 
+/// A fresh 2-shard node, its address, and a client of it.
+fn node() -> (ServerProcess, String, Client) {
+    let server = ServerProcess::start(ServerOptions::default());
+    let addr = server.addr().to_string();
+    let client = Client::connect(server.addr(), ClientConfig::default()).unwrap();
+    (server, addr, client)
+}
+
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
 #[test]
 fn status_stats_slots_and_exit_codes() {
-    let server = ServerProcess::start(ServerOptions::default());
-    let addr = server.addr().to_string();
-    let client = Client::connect(server.addr(), ClientConfig::default()).unwrap();
+    let (_server, addr, client) = node();
     put_range(&client, 0..2000, 1);
 
     let status = json(&admin_ok(&[
@@ -166,9 +172,7 @@ fn level_files(stats: &Value, shard: usize) -> Vec<u64> {
 
 #[test]
 fn compact_wait_leaves_one_run_per_shard_and_the_data_unchanged() {
-    let server = ServerProcess::start(ServerOptions::default());
-    let addr = server.addr().to_string();
-    let client = Client::connect(server.addr(), ClientConfig::default()).unwrap();
+    let (_server, addr, client) = node();
     // Three flushed generations: overwrites and deletes spread over several L0 files.
     put_range(&client, 0..6000, 1);
     admin_ok(&["--addr", &addr, "flush"]);
@@ -213,9 +217,7 @@ fn compact_wait_leaves_one_run_per_shard_and_the_data_unchanged() {
 
 #[test]
 fn checkpoint_during_ingest_restores_into_a_working_node() {
-    let server = ServerProcess::start(ServerOptions::default());
-    let addr = server.addr().to_string();
-    let client = Client::connect(server.addr(), ClientConfig::default()).unwrap();
+    let (_server, addr, client) = node();
     // A writer acknowledges keys 0..acked, in order, until told to stop.
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

@@ -61,6 +61,25 @@ fn owners(addr: &str) -> Vec<u64> {
     owners
 }
 
+/// `ringkv-admin --json rebalance apply --slots SLOTS --to SHARD --wait`: its output and the
+/// last status line it printed (the job's final state).
+fn apply_and_wait(addr: &str, slots: &str, to: &str) -> (String, Value) {
+    let out = admin_ok(&[
+        "--addr",
+        addr,
+        "--json",
+        "rebalance",
+        "apply",
+        "--slots",
+        slots,
+        "--to",
+        to,
+        "--wait",
+    ]);
+    let status = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    (out, status)
+}
+
 #[test]
 fn moving_every_slot_there_and_back_loses_nothing() {
     let server = ServerProcess::start(ServerOptions::default());
@@ -153,19 +172,7 @@ fn moving_every_slot_there_and_back_loses_nothing() {
     );
 
     let writes_before = shared.writes.load(Ordering::Relaxed);
-    let out = admin_ok(&[
-        "--addr",
-        &addr,
-        "--json",
-        "rebalance",
-        "apply",
-        "--slots",
-        &range,
-        "--to",
-        "1",
-        "--wait",
-    ]);
-    let status: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (out, status) = apply_and_wait(&addr, &range, "1");
     assert_eq!(status["state"], "done", "{out}");
     assert_eq!(status["moves_done"], 2048, "{out}");
     assert!(
@@ -177,19 +184,7 @@ fn moving_every_slot_there_and_back_loses_nothing() {
         "writers made no progress during the move"
     );
 
-    let out = admin_ok(&[
-        "--addr",
-        &addr,
-        "--json",
-        "rebalance",
-        "apply",
-        "--slots",
-        &range,
-        "--to",
-        "0",
-        "--wait",
-    ]);
-    let status: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (out, status) = apply_and_wait(&addr, &range, "0");
     assert_eq!(status["state"], "done", "{out}");
     assert_eq!(owners(&addr), start, "the layout is back as planned");
     let stats: Value =
@@ -301,19 +296,7 @@ fn a_throttled_rebalance_is_cancelled_cleanly_and_excludes_checkpoints() {
         assert_eq!(v.as_deref(), Some(&value(k, 1)[..]), "{k} after the cancel");
     }
     // The moved slots go back, and checkpoints work again.
-    let out = admin_ok(&[
-        "--addr",
-        &addr,
-        "--json",
-        "rebalance",
-        "apply",
-        "--slots",
-        "0-2047",
-        "--to",
-        "0",
-        "--wait",
-    ]);
-    let status: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (out, status) = apply_and_wait(&addr, "0-2047", "0");
     assert_eq!(status["state"], "done", "{out}");
     assert_eq!(owners(&addr), start);
     admin_ok(&["--addr", &addr, "checkpoint", cp.to_str().unwrap()]);

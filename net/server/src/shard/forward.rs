@@ -136,6 +136,34 @@ impl Peers {
         dest: u16,
         frames: Vec<u8>,
     ) -> Result<flume::Receiver<Vec<u8>>, PeerGone> {
+        self.enqueue(dest, frames, None).await
+    }
+
+    /// Sends a slot-move step to shard `dest` and waits for its answer: `Ok` or the reason
+    /// it failed.
+    pub async fn control(
+        &self,
+        dest: u16,
+        control: super::rebalance::Control,
+    ) -> Result<(), String> {
+        let rx = self
+            .enqueue(dest, Vec::new(), Some(control))
+            .await
+            .map_err(|_| format!("shard {dest} is gone"))?;
+        match rx.recv_async().await {
+            Ok(answer) if answer.is_empty() => Ok(()),
+            Ok(answer) => Err(String::from_utf8_lossy(&answer).into_owned()),
+            Err(_) => Err(format!("shard {dest} did not answer")),
+        }
+    }
+
+    /// Registers a pending answer under a fresh token and sends the request to `dest`.
+    async fn enqueue(
+        &self,
+        dest: u16,
+        frames: Vec<u8>,
+        control: Option<super::rebalance::Control>,
+    ) -> Result<flume::Receiver<Vec<u8>>, PeerGone> {
         let Some(Some(sender)) = self.request_senders.get(usize::from(dest)) else {
             return Err(PeerGone(dest));
         };
@@ -146,43 +174,13 @@ impl Peers {
         let request = ForwardRequest {
             token,
             frames,
-            control: None,
+            control,
         };
         if sender.send(request).await.is_err() {
             self.pending.borrow_mut().remove(&token);
             return Err(PeerGone(dest));
         }
         Ok(rx)
-    }
-
-    /// Sends a slot-move step to shard `dest` and waits for its answer: `Ok` or the reason
-    /// it failed.
-    pub async fn control(
-        &self,
-        dest: u16,
-        control: super::rebalance::Control,
-    ) -> Result<(), String> {
-        let Some(Some(sender)) = self.request_senders.get(usize::from(dest)) else {
-            return Err(format!("shard {dest} is gone"));
-        };
-        let token = self.next_token.get();
-        self.next_token.set(token + 1);
-        let (tx, rx) = flume::bounded(1);
-        self.pending.borrow_mut().insert(token, (dest, tx));
-        let request = ForwardRequest {
-            token,
-            frames: Vec::new(),
-            control: Some(control),
-        };
-        if sender.send(request).await.is_err() {
-            self.pending.borrow_mut().remove(&token);
-            return Err(format!("shard {dest} is gone"));
-        }
-        match rx.recv_async().await {
-            Ok(answer) if answer.is_empty() => Ok(()),
-            Ok(answer) => Err(String::from_utf8_lossy(&answer).into_owned()),
-            Err(_) => Err(format!("shard {dest} did not answer")),
-        }
     }
 
     async fn reply(&self, origin: u16, reply: ForwardReply) {

@@ -249,7 +249,7 @@ pub fn for_each_sst_entry(path: &Path, mut f: impl FnMut(SstEntry<'_>)) -> Resul
         smallest: table.smallest().to_vec(),
         largest: table.largest().to_vec(),
     };
-    let mut it = TableIter::new(table);
+    let mut it = TableIter::sequential(table);
     block_on(it.seek_to_first())?;
     while it.valid() {
         let Some(parsed) = parse_internal(it.key()) else {

@@ -85,15 +85,27 @@ pub struct LevelSource<F: FileSystem> {
     files: Vec<Rc<TableFile<F>>>,
     index: usize,
     iter: Option<TableIter<F::File>>,
+    /// Read each file front to back in runs of blocks, bypassing the block cache.
+    sequential: bool,
 }
 
 impl<F: FileSystem> LevelSource<F> {
-    /// A source over `files` (sorted, non-overlapping).
+    /// A source over `files` (sorted, non-overlapping) that reads through the block cache.
     pub fn new(files: Vec<Rc<TableFile<F>>>) -> Self {
         LevelSource {
             files,
             index: 0,
             iter: None,
+            sequential: false,
+        }
+    }
+
+    /// A source over `files` for a merge that reads all of them once, in order
+    /// (compaction): see [`TableIter::sequential`].
+    pub fn sequential(files: Vec<Rc<TableFile<F>>>) -> Self {
+        LevelSource {
+            sequential: true,
+            ..Self::new(files)
         }
     }
 
@@ -101,7 +113,12 @@ impl<F: FileSystem> LevelSource<F> {
         self.index = index;
         self.iter = None;
         while self.index < self.files.len() {
-            let mut it = self.files[self.index].table.iter();
+            let table = &self.files[self.index].table;
+            let mut it = if self.sequential {
+                table.iter_sequential()
+            } else {
+                table.iter()
+            };
             match target {
                 Some(t) => it.seek(t).await?,
                 None => it.seek_to_first().await?,

@@ -86,13 +86,13 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
     let mut sources: Vec<Source<F>> = Vec::new();
     if plan.level == 0 {
         for f in &inputs {
-            sources.push(Source::Level(LevelSource::new(vec![f.clone()])));
+            sources.push(Source::Level(LevelSource::sequential(vec![f.clone()])));
         }
     } else {
-        sources.push(Source::Level(LevelSource::new(inputs.clone())));
+        sources.push(Source::Level(LevelSource::sequential(inputs.clone())));
     }
     if !next.is_empty() {
-        sources.push(Source::Level(LevelSource::new(next.clone())));
+        sources.push(Source::Level(LevelSource::sequential(next.clone())));
     }
     let bytes_read: u64 = inputs.iter().chain(&next).map(|f| f.info.size).sum();
     drop(version);

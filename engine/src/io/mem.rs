@@ -51,11 +51,16 @@ struct State {
     dirs: BTreeMap<PathBuf, ()>,
 }
 
+/// Read requests served, shared by the file system and its open files (tests check how
+/// many requests a reader makes).
+type ReadCount = Rc<Cell<u64>>;
+
 /// In-memory file system. Clones share the same files and faults.
 #[derive(Clone, Default, Debug)]
 pub struct MemFs {
     state: Rc<RefCell<State>>,
     faults: Rc<FaultConfig>,
+    reads: ReadCount,
 }
 
 /// An open in-memory file.
@@ -63,6 +68,7 @@ pub struct MemFile {
     data: FileData,
     path: PathBuf,
     faults: Rc<FaultConfig>,
+    reads: ReadCount,
 }
 
 fn injected(op: &'static str, path: &Path) -> Error {
@@ -121,12 +127,19 @@ impl MemFs {
             data,
             path: path.to_path_buf(),
             faults: self.faults.clone(),
+            reads: self.reads.clone(),
         }
+    }
+
+    /// Read requests (`read_at` calls) served so far by files of this file system.
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
     }
 }
 
 impl StorageFile for MemFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.reads.set(self.reads.get() + 1);
         let data = self.data.borrow();
         let start = (offset as usize).min(data.len());
         let end = start.saturating_add(len).min(data.len());

@@ -219,6 +219,12 @@ impl<F: StorageFile> Table<F> {
         TableIter::new(self.clone())
     }
 
+    /// An iterator for reading the whole table front to back (compaction): runs of blocks
+    /// per request, not through the block cache. Unpositioned.
+    pub fn iter_sequential(self: &Rc<Self>) -> TableIter<F> {
+        TableIter::sequential(self.clone())
+    }
+
     /// The file number this table was opened as (its block cache key).
     pub fn file_number(&self) -> u64 {
         self.file_number
@@ -292,6 +298,27 @@ impl<F: StorageFile> Table<F> {
         self.cache
             .insert(self.file_number, handle.offset, block.clone());
         Ok(block)
+    }
+
+    /// Reads the file bytes `[offset, offset + len)` in one request, bypassing the cache
+    /// (sequential readers check the blocks in it with [`Table::block_in`]).
+    pub(super) async fn read_span(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.file.read_at(offset, len).await
+    }
+
+    /// Checks the trailer of the block at `handle` inside `span`, a read of the file that
+    /// starts at `span_offset` and covers the whole block, and returns its contents.
+    pub(super) fn block_in(
+        &self,
+        span: &[u8],
+        span_offset: u64,
+        handle: BlockHandle,
+    ) -> Result<Rc<[u8]>> {
+        let start = (handle.offset - span_offset) as usize;
+        let raw = span.get(start..).unwrap_or(&[]);
+        let contents = check_block(raw, handle.size)
+            .map_err(|e| Error::corruption(self.file.path(), handle.offset, e.to_string()))?;
+        Ok(Rc::from(contents))
     }
 
     /// Reads a block and checks its trailer, bypassing the cache.

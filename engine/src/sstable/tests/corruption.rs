@@ -95,22 +95,26 @@ async fn exercise(
             }
         }
     }
-    let (seen, err) = scan(&table, entries.len()).await;
-    assert_eq!(
-        &seen[..],
-        &entries[..seen.len()],
-        "flip {flip:?}: iterator returned wrong data"
-    );
-    match err {
-        Some(e) => {
-            expect_corruption(&e);
-            detected = true;
+    for (seen, err) in [
+        scan(&table, entries.len()).await,
+        scan_sequential(&table, entries.len()).await,
+    ] {
+        assert_eq!(
+            &seen[..],
+            &entries[..seen.len()],
+            "flip {flip:?}: iterator returned wrong data"
+        );
+        match err {
+            Some(e) => {
+                expect_corruption(&e);
+                detected = true;
+            }
+            None => assert_eq!(
+                seen.len(),
+                entries.len(),
+                "flip {flip:?}: iteration ended early"
+            ),
         }
-        None => assert_eq!(
-            seen.len(),
-            entries.len(),
-            "flip {flip:?}: iteration ended early"
-        ),
     }
     let mut it = table.iter();
     for lookup in lookups.iter().step_by(5) {

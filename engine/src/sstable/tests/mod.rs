@@ -81,8 +81,22 @@ pub(super) async fn scan(
     table: &Rc<Table<MemFile>>,
     limit: usize,
 ) -> (Vec<Entry>, Option<crate::Error>) {
+    scan_with(table.iter(), limit).await
+}
+
+/// [`scan`] through a sequential (read-ahead, uncached) iterator.
+pub(super) async fn scan_sequential(
+    table: &Rc<Table<MemFile>>,
+    limit: usize,
+) -> (Vec<Entry>, Option<crate::Error>) {
+    scan_with(table.iter_sequential(), limit).await
+}
+
+async fn scan_with(
+    mut it: super::TableIter<MemFile>,
+    limit: usize,
+) -> (Vec<Entry>, Option<crate::Error>) {
     let mut out = Vec::new();
-    let mut it = table.iter();
     if let Err(e) = it.seek_to_first().await {
         return (out, Some(e));
     }

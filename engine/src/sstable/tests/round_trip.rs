@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::io::StorageFile;
+use crate::sstable::iter::READAHEAD_BYTES;
 use futures_lite::future::block_on;
 
 /// 2000 user keys, each with one to three versions; every third key's newest is a delete.
@@ -117,6 +118,58 @@ fn sstable_lookups_go_through_the_block_cache() {
         assert!(table.get(b"user-000005", 100).await.unwrap().is_some());
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (2, 1));
+    });
+}
+
+#[test]
+fn sstable_sequential_iterator_reads_runs_of_blocks_past_the_cache() {
+    block_on(async {
+        let fs = MemFs::new();
+        let path = Path::new("/db/000003.sst");
+        // About 1.2 MB of 4 KiB blocks: several read-ahead runs.
+        let mut entries: Vec<Entry> = (0..8000u32)
+            .map(|i| {
+                let value = vec![(i % 251) as u8; 140];
+                entry(format!("key-{i:08}").as_bytes(), 1, ValueKind::Put, &value)
+            })
+            .collect();
+        sort_entries(&mut entries);
+        let summary = write_table(&fs, path, &entries, TableWriterOptions::default())
+            .await
+            .unwrap();
+        let file = fs.open(path).await.unwrap();
+        let cache = Rc::new(BlockCache::new(64 << 20));
+        let table = Rc::new(
+            Table::open(file, 9, summary.file_size, cache.clone())
+                .await
+                .unwrap(),
+        );
+        let blocks = table.data_blocks() as u64;
+        assert!(blocks > 200, "only {blocks} blocks");
+
+        let before = fs.reads();
+        let (all, err) = scan_sequential(&table, entries.len()).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(all, entries);
+        let runs = fs.reads() - before;
+        let most = summary.file_size.div_ceil(READAHEAD_BYTES - 4096) + 1;
+        assert!(
+            runs <= most,
+            "{runs} reads for {blocks} blocks (at most {most} expected)"
+        );
+        assert_eq!(
+            cache.stats().entries,
+            0,
+            "sequential reads filled the cache"
+        );
+
+        // The cached iterator reads block by block and fills the cache.
+        let before = fs.reads();
+        let (all, err) = scan(&table, entries.len()).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(all, entries);
+        assert_eq!(fs.reads() - before, blocks);
+        assert_eq!(cache.stats().entries, blocks);
     });
 }
 

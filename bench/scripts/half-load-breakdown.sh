@@ -10,13 +10,14 @@
 #   3. prints the CPU each shard thread and the generator used, and the shard threads'
 #      involuntary context switches (the OS taking the core away), over the measured run.
 # Usage: bench/scripts/half-load-breakdown.sh RATE SECONDS [server flags...]
+#   (SERVER=path runs another ringkv-server binary, for A/B runs of two builds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=$1; SECONDS_=$2; shift 2
 KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
 cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
 DDIR=$(mktemp -d); OUT=$(mktemp -d)
-target/release/ringkv-server --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 \
+${SERVER:-target/release/ringkv-server} --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 \
     --durability "${DURABILITY:-sync}" --log warn "$@" &
 SPID=$!
 trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR" "$OUT"' EXIT

@@ -9,6 +9,10 @@
 #   2. ringkv-bench against ringkv-server (--shards 2 --durability sync) and against
 #      ringkv-bench sink (2 shards, stores nothing), same workloads.
 # Usage: bench/scripts/issue4-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
+#   REDIS_AOF=no runs redis-server without its append-only file (--appendonly no). Its AOF
+#   rewrites fork a child that takes a core at unpredictable moments, which moves either
+#   client's rate by tens of percent from one run to the next; without it the pairs compare
+#   the two clients more tightly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${1:-/tmp/issue4-compare.log}
@@ -30,9 +34,9 @@ cleanup() {
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
-echo "## redis-server $(redis-server --version | awk '{print $3}')"
+echo "## redis-server $(redis-server --version | awk '{print $3}') --appendonly ${REDIS_AOF:-yes}"
 RDIR=$(mktemp -d); DIRS+=("$RDIR")
-redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly yes --appendfsync everysec --daemonize yes >/dev/null
+redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly "${REDIS_AOF:-yes}" --appendfsync everysec --daemonize yes >/dev/null
 wait_port "$REDIS_PORT"
 # PAIRS alternating pairs (redis-benchmark, then ringkv-bench), each on an emptied server.
 for PAIR in $(seq 1 "${PAIRS:-3}"); do

@@ -44,6 +44,12 @@ pub trait StorageFile: 'static {
     async fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
     /// Makes written data durable (fdatasync).
     async fn sync_data(&self) -> Result<()>;
+    /// `write_at` followed by `sync_data`, as one operation where the implementation has a
+    /// quicker way to hand both to the kernel (the WAL's group commit uses it).
+    async fn write_and_sync_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.write_at(offset, data).await?;
+        self.sync_data().await
+    }
     /// Sets the file's length (used to drop alignment padding after the last write).
     async fn truncate(&self, len: u64) -> Result<()>;
     /// Current length of the file in bytes.

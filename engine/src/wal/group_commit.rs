@@ -183,8 +183,7 @@ impl<F: FileSystem> Shared<F> {
             .min(crate::io::align_up(self.opts.segment_bytes_max).max(crate::io::align_up(end)));
         zeros.clear();
         zeros.resize((until - from) as usize, 0);
-        file.write_at(from, zeros).await?;
-        file.sync_data().await?;
+        file.write_and_sync_at(from, zeros).await?;
         let mut st = self.state.borrow_mut();
         st.zeroed_until = st.zeroed_until.max(until);
         st.stats.bytes_written += until - from;
@@ -205,16 +204,29 @@ impl<F: FileSystem> Shared<F> {
             (write, st.file.clone(), st.next_index)
         };
         let file = file.ok_or(Error::Closed)?;
+        let sync = sync && self.state.borrow().durable_next < upto_next;
         if let Some(write) = write {
             self.zero_ahead(&file, write.offset + write_buffer.len() as u64, zeros)
                 .await?;
-            file.write_at(write.offset, write_buffer).await?;
+            let started = Instant::now();
+            if sync {
+                // One call for both (see `StorageFile::write_and_sync_at`).
+                file.write_and_sync_at(write.offset, write_buffer).await?;
+            } else {
+                file.write_at(write.offset, write_buffer).await?;
+            }
             let mut st = self.state.borrow_mut();
             st.unwritten_bytes -= write.new_bytes;
             st.stats.write_outs += 1;
             st.stats.bytes_written += write_buffer.len() as u64;
+            if sync {
+                st.durable_next = st.durable_next.max(upto_next);
+                st.stats.syncs += 1;
+                record_sync(&mut st.stats, started);
+            }
+            return Ok(());
         }
-        if sync && self.state.borrow().durable_next < upto_next {
+        if sync {
             let started = std::time::Instant::now();
             file.sync_data().await?;
             let mut st = self.state.borrow_mut();

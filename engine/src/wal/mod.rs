@@ -89,10 +89,11 @@ pub fn latency_bucket(micros: u64) -> usize {
 /// Counters of an open WAL.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
-    /// How long each commit fdatasync took: counts per bucket of [`LATENCY_BOUNDS_MICROS`]
-    /// (not cumulative; the last bucket is above every bound).
+    /// How long each group commit took (its write and fdatasync, which are issued together;
+    /// or the fdatasync alone when there was nothing new to write): counts per bucket of
+    /// [`LATENCY_BOUNDS_MICROS`] (not cumulative; the last bucket is above every bound).
     pub sync_micros: [u64; LATENCY_BOUNDS_MICROS.len() + 1],
-    /// Sum of the fdatasync durations in microseconds.
+    /// Sum of the group commit durations in microseconds.
     pub sync_micros_sum: u64,
     /// Bytes handed to the device, including rewritten partial pages and zero padding.
     pub bytes_written: u64,

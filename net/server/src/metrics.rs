@@ -418,7 +418,7 @@ impl Collector for BoardCollector {
             ),
             (
                 "ringkv_wal_sync_duration_seconds",
-                "Duration of the WAL's commit fdatasyncs.",
+                "Duration of the WAL's group commits: the write of the group and its fdatasync.",
                 &WAL_SYNC_HISTOGRAM[..],
             ),
         ] {

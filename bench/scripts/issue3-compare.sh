@@ -27,6 +27,8 @@ READ_CONNECTIONS=${READ_CONNECTIONS:-4}
 # Seconds of reads before the measured ones, so the block cache holds the data (redis keeps
 # everything in memory; the first pass after a fill otherwise measures disk reads).
 READ_WARMUP=${READ_WARMUP:-5}
+# Seconds of measured GETs.
+READ_SECONDS=${READ_SECONDS:-10}
 REDIS_PORT=${REDIS_PORT:-6390}
 RINGKV_PORT=${RINGKV_PORT:-7170}
 exec > >(tee "$LOG") 2>&1
@@ -53,7 +55,7 @@ trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
 for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((RINGKV_PORT + 2))) 2>/dev/null && break; sleep 0.1; done
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --json /tmp/issue3-fill.json"
 echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
-CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $READ_CONNECTIONS --settle 120 --warmup $READ_WARMUP --json /tmp/issue3-read.json"
+CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $READ_CONNECTIONS --settle 120 --warmup $READ_WARMUP --duration $READ_SECONDS --json /tmp/issue3-read.json"
 echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
 PEAK=$(python3 -c "import json;print(int(json.load(open('/tmp/issue3-fill.json'))[0]['ops_per_sec']))")
 HALF=$((PEAK / 2))

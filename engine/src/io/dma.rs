@@ -344,21 +344,33 @@ pub fn probe_io_uring() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Runs `body` on a fresh glommio executor with a [`DmaFs`] over a new temporary directory
+/// (created first, so that it primes glommio's io-poll probe), and panics on its error.
+#[cfg(test)]
+pub(crate) fn run_with_dma_fs<Fut>(body: impl FnOnce(DmaFs, PathBuf) -> Fut)
+where
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .unwrap();
+    let result: Result<()> = executor.run(async move {
+        let fs = DmaFs::new(&data_dir).await?;
+        body(fs, data_dir).await
+    });
+    result.unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn write_and_sync_at_lands_the_bytes_and_rejects_unaligned_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().to_path_buf();
-        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .unwrap();
-        let result: Result<()> = executor.run(async move {
-            // DmaFs::new primes glommio's io-poll probe: it must come before any other file.
-            let fs = DmaFs::new(&data_dir).await?;
+        run_with_dma_fs(|fs, data_dir| async move {
             let path = data_dir.join("log");
             let file = fs.create(&path).await?;
             let first: Vec<u8> = (0..3 * ALIGN as usize).map(|i| (i % 251) as u8).collect();
@@ -383,6 +395,5 @@ mod tests {
             assert!(matches!(short, Err(Error::InvalidArgument(_))), "{short:?}");
             file.close().await
         });
-        result.unwrap();
     }
 }

@@ -15,6 +15,8 @@ mod dma;
 mod mem;
 mod std_fs;
 
+#[cfg(test)]
+pub(crate) use dma::run_with_dma_fs;
 pub use dma::{probe_io_uring, DmaFs};
 pub use mem::{FaultConfig, MemFs};
 pub use std_fs::{block_on, StdFile, StdFs};

@@ -2,19 +2,11 @@
 //! `MemFs` cannot (O_DIRECT writes, reads at unaligned offsets, truncate after padding).
 
 use super::*;
-use crate::io::DmaFs;
+use crate::io::run_with_dma_fs;
 
 #[test]
 fn sstable_dma_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_path_buf();
-    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .unwrap();
-    let result: Result<()> = executor.run(async move {
-        // DmaFs::new primes glommio's io-poll probe: it must come before any other DMA file.
-        let fs = DmaFs::new(&data_dir).await?;
+    run_with_dma_fs(|fs, data_dir| async move {
         let path = data_dir.join("000009.sst");
         let mut entries: Vec<Entry> = (0..20_000u32)
             .map(|i| {
@@ -58,5 +50,4 @@ fn sstable_dma_round_trip() {
         assert_eq!(n, entries.len());
         Ok(())
     });
-    result.unwrap();
 }

@@ -6,6 +6,7 @@
 #   2. times `ringkv-admin compact --wait` and reads the server's utime+stime around it.
 # Usage: bench/scripts/compaction-time.sh            (A/B: SERVER=/path/a ...; SERVER=/path/b ...)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 KEYS=${KEYS:-4000000}; OVERWRITES=${OVERWRITES:-2000000}; PORT=${PORT:-7490}
 SERVER=${SERVER:-target/release/ringkv-server}
@@ -14,7 +15,7 @@ DDIR=$(mktemp -d)
 "$SERVER" --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 --durability sync --log warn &
 SPID=$!
 trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
-for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+wait_port $((PORT + 2))
 BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --keys $KEYS --batch 100 --pipeline 64 --connections 4"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT"
 echo "# $(date -u +%FT%TZ) $SERVER; load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -22,9 +23,8 @@ $BENCH --workload fillrandom 2>/dev/null | grep "ops in"
 $ADMIN compact --wait >/dev/null
 $BENCH --workload overwrite --ops "$OVERWRITES" 2>/dev/null | grep "ops in"
 sleep 1
-ticks() { awk '{print $14+$15}' "/proc/$SPID/stat"; }
-t0=$(ticks); s=$(date +%s%N)
+t0=$(cpu_ticks $SPID); s=$(date +%s%N)
 $ADMIN compact --wait >/dev/null
-e=$(date +%s%N); t1=$(ticks)
+e=$(date +%s%N); t1=$(cpu_ticks $SPID)
 echo "compact --wait: $(( (e - s) / 1000000 )) ms wall, server CPU $(( (t1 - t0) * 1000 / $(getconf CLK_TCK) )) ms"
 kill -TERM $SPID; wait $SPID || true

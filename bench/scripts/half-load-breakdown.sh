@@ -12,6 +12,7 @@
 # Usage: bench/scripts/half-load-breakdown.sh RATE SECONDS [server flags...]
 #   (SERVER=path runs another ringkv-server binary, for A/B runs of two builds)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 RATE=$1; SECONDS_=$2; shift 2
 KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
@@ -21,19 +22,19 @@ ${SERVER:-target/release/ringkv-server} --data-dir "$DDIR" --listen 127.0.0.1:$P
     --durability "${DURABILITY:-sync}" --log warn "$@" &
 SPID=$!
 trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR" "$OUT"' EXIT
-for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+wait_port $((PORT + 2))
 BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT --json"
 echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "+ $BENCH"; $BENCH 2>/dev/null | grep "ops in"
 sleep "$SETTLE"
 threads() { for t in /proc/$SPID/task/*; do case $(cat "$t/comm") in ringkv-shard*)
-    echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat") $(awk '/nonvoluntary/{print $2}' "$t/status")";; esac; done; }
+    echo "$(cat "$t/comm") $(cpu_ticks "$t") $(awk '/nonvoluntary/{print $2}' "$t/status")";; esac; done; }
 $ADMIN stats > "$OUT/a.json"; threads > "$OUT/ta"
 echo "+ $BENCH --rate $RATE --duration $SECONDS_"
 $BENCH --rate "$RATE" --duration "$SECONDS_" 2>/dev/null > "$OUT/run.txt" & BPID=$!
-sleep 1; b0=$(awk '{print $14+$15}' /proc/$BPID/stat); sleep $((SECONDS_ - 2))
-b1=$(awk '{print $14+$15}' /proc/$BPID/stat); wait $BPID
+sleep 1; b0=$(cpu_ticks $BPID); sleep $((SECONDS_ - 2))
+b1=$(cpu_ticks $BPID); wait $BPID
 grep "ops in" "$OUT/run.txt"
 $ADMIN stats > "$OUT/b.json"; threads > "$OUT/tb"
 echo "generator CPU over $((SECONDS_ - 2)) s: $(( (b1 - b0) * 100 / $(getconf CLK_TCK) / (SECONDS_ - 2) ))% of a core"

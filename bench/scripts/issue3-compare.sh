@@ -10,6 +10,7 @@
 #           durable ingest at half the measured peak rate for the p99 write latency.
 # Usage: bench/scripts/issue3-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 LOG=${1:-/tmp/issue3-compare.log}
 KEYS=${KEYS:-2000000}
@@ -52,7 +53,7 @@ DDIR=$(mktemp -d)
 $SERVER --data-dir "$DDIR" --listen 127.0.0.1:$RINGKV_PORT --shards 2 --durability sync --log warn &
 SPID=$!
 trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
-for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$((RINGKV_PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+wait_port $((RINGKV_PORT + 2))
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --json /tmp/issue3-fill.json"
 echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $READ_CONNECTIONS --settle 120 --warmup $READ_WARMUP --duration $READ_SECONDS --json /tmp/issue3-read.json"

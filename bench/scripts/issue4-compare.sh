@@ -14,6 +14,7 @@
 #   client's rate by tens of percent from one run to the next; without it the pairs compare
 #   the two clients more tightly.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 LOG=${1:-/tmp/issue4-compare.log}
 REDIS_PORT=${REDIS_PORT:-6393}
@@ -32,7 +33,6 @@ cleanup() {
     for d in "${DIRS[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
 echo "## redis-server $(redis-server --version | awk '{print $3}') --appendonly ${REDIS_AOF:-yes}"
 RDIR=$(mktemp -d); DIRS+=("$RDIR")

@@ -42,19 +42,24 @@ fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
+/// `ringkv-admin status --json`, its rates sampled over `sample_secs`.
+fn status_json(addr: &str, sample_secs: &str) -> Value {
+    json(&admin_ok(&[
+        "--addr",
+        addr,
+        "--json",
+        "status",
+        "--sample-secs",
+        sample_secs,
+    ]))
+}
+
 #[test]
 fn status_stats_slots_and_exit_codes() {
     let (_server, addr, client) = node();
     put_range(&client, 0..2000, 1);
 
-    let status = json(&admin_ok(&[
-        "--addr",
-        &addr,
-        "--json",
-        "status",
-        "--sample-secs",
-        "0.2",
-    ]));
+    let status = status_json(&addr, "0.2");
     assert_eq!(status["shard_count"], 2, "{status}");
     let shards = status["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 2);
@@ -76,27 +81,20 @@ fn status_stats_slots_and_exit_codes() {
     };
     assert_eq!(writes_per_sec(&status), 0.0, "no writes at rest: {status}");
     let busy = {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let writer = {
             let (stop, client) = (stop.clone(), client.clone());
             std::thread::spawn(move || {
                 let mut version = 2;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     put_range(&client, 0..50, version);
                     version += 1;
                 }
             })
         };
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let status = json(&admin_ok(&[
-            "--addr",
-            &addr,
-            "--json",
-            "status",
-            "--sample-secs",
-            "1",
-        ]));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(200));
+        let status = status_json(&addr, "1");
+        stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
         status
     };

@@ -13,7 +13,6 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 
 const MARKER_NAME: &str = "RINGKV-DATA-DIR";
 
@@ -31,12 +30,12 @@ pub struct DmaStorageFile {
     sync_writer: RefCell<Option<SyncWriter>>,
 }
 
-/// What `write_and_sync_at` hands to a blocking thread: a duplicate of the file's
-/// descriptor (same open file, O_DIRECT included; it stays open while a blocking call uses
-/// it even if the `DmaStorageFile` is dropped meanwhile) and a reused buffer with room for
-/// an aligned copy of the data.
+/// What `write_and_sync_at` moves into a blocking call and gets back from it: a duplicate of
+/// the file's descriptor (same open file, O_DIRECT included; owned by the call, so it stays
+/// open while the call runs even if the `DmaStorageFile` is dropped meanwhile) and a reused
+/// buffer with room for an aligned copy of the data.
 struct SyncWriter {
-    file: Arc<std::fs::File>,
+    file: std::fs::File,
     buffer: Vec<u8>,
 }
 
@@ -173,24 +172,22 @@ impl StorageFile for DmaStorageFile {
                     .try_clone_to_owned()
                     .map_err(|e| Error::io("dup", &self.path, e))?;
                 SyncWriter {
-                    file: Arc::new(std::fs::File::from(owned)),
+                    file: std::fs::File::from(owned),
                     buffer: Vec::new(),
                 }
             }
         };
         let at = copy_aligned(&mut writer.buffer, data);
         let len = data.len();
-        let file = writer.file.clone();
-        let mut buffer = std::mem::take(&mut writer.buffer);
-        let (buffer_back, result) = blocking(move || {
-            let result = match file.write_all_at(&buffer[at..at + len], offset) {
+        let (writer, result) = blocking(move || {
+            let file = &writer.file;
+            let result = match file.write_all_at(&writer.buffer[at..at + len], offset) {
                 Ok(()) => file.sync_data().map_err(|e| ("fdatasync", e)),
                 Err(e) => Err(("write", e)),
             };
-            (std::mem::take(&mut buffer), result)
+            (writer, result)
         })
         .await;
-        writer.buffer = buffer_back;
         *self.sync_writer.borrow_mut() = Some(writer);
         result.map_err(|(op, e)| Error::io(op, &self.path, e))
     }

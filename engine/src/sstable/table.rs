@@ -330,9 +330,7 @@ impl<F: StorageFile> Table<F> {
                 handle.size as usize + super::handle::BLOCK_TRAILER_LEN,
             )
             .await?;
-        let contents = check_block(&raw, handle.size)
-            .map_err(|e| Error::corruption(self.file.path(), handle.offset, e.to_string()))?;
-        Ok(Rc::from(contents))
+        self.block_in(&raw, handle.offset, handle)
     }
 
     /// Wraps a block-level decoding error with this file and the block's offset.

@@ -12,7 +12,7 @@
 //! write has not completed and stays within `buffer_bytes_max` (plus at most one record when
 //! the buffer was empty); once `poisoned` is set nothing is written again.
 
-use super::buffer::LogBuffer;
+use super::buffer::{LogBuffer, WriteOut};
 use super::segment::segment_path;
 use super::{Durability, WalOptions, WalStats};
 use crate::error::{Error, Result};
@@ -204,32 +204,40 @@ impl<F: FileSystem> Shared<F> {
             (write, st.file.clone(), st.next_index)
         };
         let file = file.ok_or(Error::Closed)?;
-        let sync = sync && self.state.borrow().durable_next < upto_next;
         if let Some(write) = write {
             self.zero_ahead(&file, write.offset + write_buffer.len() as u64, zeros)
                 .await?;
-            let started = Instant::now();
-            if sync {
-                // One call for both (see `StorageFile::write_and_sync_at`).
-                file.write_and_sync_at(write.offset, write_buffer).await?;
-            } else {
-                file.write_at(write.offset, write_buffer).await?;
-            }
-            let mut st = self.state.borrow_mut();
-            st.unwritten_bytes -= write.new_bytes;
+        }
+        self.commit(&file, write, write_buffer, upto_next, sync)
+            .await
+    }
+
+    /// Writes `write` (taken into `write_buffer`), if any, and with `sync` makes every record
+    /// below `upto_next` durable: the write and the fdatasync as one call when there are both
+    /// (see `StorageFile::write_and_sync_at`). Updates the counters and the durable index.
+    async fn commit(
+        &self,
+        file: &F::File,
+        write: Option<WriteOut>,
+        write_buffer: &[u8],
+        upto_next: u64,
+        sync: bool,
+    ) -> Result<()> {
+        let sync = sync && self.state.borrow().durable_next < upto_next;
+        let started = Instant::now();
+        match (&write, sync) {
+            (Some(w), true) => file.write_and_sync_at(w.offset, write_buffer).await?,
+            (Some(w), false) => file.write_at(w.offset, write_buffer).await?,
+            (None, true) => file.sync_data().await?,
+            (None, false) => return Ok(()),
+        }
+        let mut st = self.state.borrow_mut();
+        if let Some(w) = write {
+            st.unwritten_bytes -= w.new_bytes;
             st.stats.write_outs += 1;
             st.stats.bytes_written += write_buffer.len() as u64;
-            if sync {
-                st.durable_next = st.durable_next.max(upto_next);
-                st.stats.syncs += 1;
-                record_sync(&mut st.stats, started);
-            }
-            return Ok(());
         }
         if sync {
-            let started = std::time::Instant::now();
-            file.sync_data().await?;
-            let mut st = self.state.borrow_mut();
             st.durable_next = st.durable_next.max(upto_next);
             st.stats.syncs += 1;
             record_sync(&mut st.stats, started);
@@ -248,21 +256,8 @@ impl<F: FileSystem> Shared<F> {
             (write, st.file.take(), st.next_index, st.segment)
         };
         let old_file = old_file.ok_or(Error::Closed)?;
-        if let Some(write) = write {
-            old_file.write_at(write.offset, write_buffer).await?;
-            let mut st = self.state.borrow_mut();
-            st.unwritten_bytes -= write.new_bytes;
-            st.stats.write_outs += 1;
-            st.stats.bytes_written += write_buffer.len() as u64;
-        }
-        if self.state.borrow().durable_next < upto_next {
-            let started = std::time::Instant::now();
-            old_file.sync_data().await?;
-            let mut st = self.state.borrow_mut();
-            st.durable_next = st.durable_next.max(upto_next);
-            st.stats.syncs += 1;
-            record_sync(&mut st.stats, started);
-        }
+        self.commit(&old_file, write, write_buffer, upto_next, true)
+            .await?;
         // Only this task clones the file handle, and no clone outlives an I/O call.
         if let Ok(file) = Rc::try_unwrap(old_file) {
             file.close().await?;

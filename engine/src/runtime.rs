@@ -166,53 +166,6 @@ mod watchdog {
     }
 }
 
-/// CPU time a background task (flush, compaction) may use before it lets the executor poll
-/// its rings.
-///
-/// glommio runs a task queue until its tasks are all waiting or the preemption timer fires
-/// (10 ms on the server), and reaps socket and disk completions only between such runs. A
-/// flush or a compaction that always has CPU work would therefore hold a shard's client
-/// connections unserved for a whole timer period, twice over when both run: a probe task
-/// on a shard at half load saw its 0.5 ms sleeps end 10-25 ms late several times a second.
-pub const BACKGROUND_SLICE: Duration = Duration::from_micros(500);
-
-/// How long a background task steps aside once its slice is spent: long enough that the
-/// timer has not expired when the task first polls it, so the task really leaves its queue.
-const STEP_ASIDE: Duration = Duration::from_micros(20);
-
-/// A background task's CPU slice: call [`Slice::pause_if_spent`] between units of work
-/// (a few hundred microseconds at most apart).
-pub struct Slice {
-    started: std::time::Instant,
-}
-
-impl Default for Slice {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Slice {
-    pub fn new() -> Self {
-        Self {
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// Once [`BACKGROUND_SLICE`] has passed since the slice began, sleeps for a moment.
-    /// The task then leaves its queue, the executor runs what else is ready and polls its
-    /// rings (new requests, I/O completions), and the task resumes at the next poll with a
-    /// new slice. Returns whether it paused.
-    pub async fn pause_if_spent(&mut self) -> bool {
-        if self.started.elapsed() < BACKGROUND_SLICE {
-            return false;
-        }
-        glommio::timer::sleep(STEP_ASIDE).await;
-        self.started = std::time::Instant::now();
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,54 +195,5 @@ mod tests {
             .expect("the watchdog never woke the stalled thread");
         assert_eq!((n, errno), (-1, Some(libc::EINTR)));
         assert!(watchdog_wakes() > before);
-    }
-
-    /// A background task that always has CPU work but pauses per [`Slice`] lets a
-    /// foreground timer task run between its slices, not only when the (here 100 ms)
-    /// preemption timer fires.
-    #[test]
-    fn background_slices_let_the_executor_poll_between_them() {
-        let ticks = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 << 10)
-            .preempt_timer(Duration::from_millis(100))
-            .spawn(|| async {
-                let q = glommio::executor().create_task_queue(
-                    glommio::Shares::Static(1000),
-                    glommio::Latency::NotImportant,
-                    "busy",
-                );
-                let stop = std::rc::Rc::new(Cell::new(false));
-                let busy_stop = stop.clone();
-                let busy = glommio::spawn_local_into(
-                    async move {
-                        let mut slice = Slice::new();
-                        let mut x = 0u64;
-                        while !busy_stop.get() {
-                            for i in 0..1000u64 {
-                                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-                            }
-                            slice.pause_if_spent().await;
-                        }
-                        x
-                    },
-                    q,
-                )
-                .unwrap();
-                let mut ticks = 0;
-                let started = std::time::Instant::now();
-                while started.elapsed() < Duration::from_millis(300) {
-                    glommio::timer::sleep(Duration::from_millis(1)).await;
-                    ticks += 1;
-                }
-                stop.set(true);
-                busy.await;
-                ticks
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        // Without the pauses the timer task would run about once per 100 ms timer period
-        // (3-4 times); with them it runs close to once per millisecond.
-        assert!(ticks >= 30, "the foreground timer ran only {ticks} times in 300 ms");
     }
 }

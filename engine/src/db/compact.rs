@@ -109,7 +109,6 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
     let mut outputs: Vec<FileInfo> = Vec::new();
     let mut last_user_key: Vec<u8> = Vec::new();
     let mut steps = 0u64;
-    let mut slice = crate::runtime::Slice::new();
     while merge.valid() {
         if inner.closing.get() {
             return Err(Error::Closed);
@@ -139,7 +138,7 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
         merge.next().await?;
         steps += 1;
         if steps % 256 == 0 {
-            slice.pause_if_spent().await;
+            glommio::yield_if_needed().await;
         }
     }
     if let Some((number, w)) = writer.take() {

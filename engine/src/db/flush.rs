@@ -13,7 +13,7 @@ use crate::manifest::{FileInfo, VersionEdit};
 use crate::sstable::{Table, TableWriter, TableWriterOptions};
 use std::rc::Rc;
 
-const FLUSH_SLICE_ENTRIES: usize = 512;
+const FLUSH_SLICE_ENTRIES: usize = 2048;
 
 pub(crate) fn writer_options<F: FileSystem>(inner: &Inner<F>) -> TableWriterOptions {
     TableWriterOptions {
@@ -136,7 +136,6 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         let mut writer = TableWriter::new(file, writer_options(inner));
         let mut resume: Option<(Vec<u8>, u64)> = None;
         let mut buf = Vec::with_capacity(1 << 20);
-        let mut slice = crate::runtime::Slice::new();
         loop {
             buf.clear();
             let next = frozen.mem.encode_slice(
@@ -154,7 +153,7 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
                 Some(n) => resume = Some(n),
                 None => break,
             }
-            slice.pause_if_spent().await;
+            glommio::yield_if_needed().await;
         }
         let summary = writer.finish().await?;
         inner.counters.add_flush(summary.file_size);
@@ -192,9 +191,8 @@ async fn release_in_slices(mem: Rc<crate::memtable::Memtable>) {
     if Rc::strong_count(&mem) != 1 {
         return;
     }
-    let mut slice = crate::runtime::Slice::new();
     while !mem.release_some(4096) {
-        slice.pause_if_spent().await;
+        glommio::yield_if_needed().await;
     }
 }
 

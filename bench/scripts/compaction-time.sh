@@ -11,11 +11,8 @@ cd "$(dirname "$0")/../.."
 KEYS=${KEYS:-4000000}; OVERWRITES=${OVERWRITES:-2000000}; PORT=${PORT:-7490}
 SERVER=${SERVER:-target/release/ringkv-server}
 cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
-DDIR=$(mktemp -d)
-"$SERVER" --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 --durability sync --log warn &
-SPID=$!
-trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
-wait_port $((PORT + 2))
+start_server "$PORT" --durability sync
+trap stop_server EXIT
 BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --keys $KEYS --batch 100 --pipeline 64 --connections 4"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT"
 echo "# $(date -u +%FT%TZ) $SERVER; load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,12 +17,9 @@ cd "$(dirname "$0")/../.."
 RATE=$1; SECONDS_=$2; shift 2
 KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
 cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
-DDIR=$(mktemp -d); OUT=$(mktemp -d)
-${SERVER:-target/release/ringkv-server} --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 \
-    --durability "${DURABILITY:-sync}" --log warn "$@" &
-SPID=$!
-trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR" "$OUT"' EXIT
-wait_port $((PORT + 2))
+OUT=$(mktemp -d)
+start_server "$PORT" --durability "${DURABILITY:-sync}" "$@"
+trap 'stop_server; rm -rf "$OUT"' EXIT
 BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT --json"
 echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"

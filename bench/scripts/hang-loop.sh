@@ -10,16 +10,13 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-10}; PORT=${PORT:-7670}; SERVER=${SERVER:-target/release/ringkv-server}
 for i in $(seq 1 "$N"); do
-    DDIR=$(mktemp -d)
-    $SERVER --data-dir "$DDIR" --listen 127.0.0.1:$PORT --shards 2 --log warn 2>/dev/null &
-    SPID=$!
-    wait_port $((PORT + 2))
+    start_server "$PORT" 2>/dev/null
     if ! timeout 30 target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT \
         --workload fillrandom --keys 2000000 --batch 100 --pipeline 64 --connections 4 \
         >/dev/null 2>&1; then
         echo "fill $i did not finish: server $SPID left running, data dir $DDIR"
         exit 1
     fi
-    kill -9 $SPID; wait $SPID 2>/dev/null; rm -rf "$DDIR"
+    stop_server
 done
 echo "no hang in $N fills"

@@ -49,11 +49,8 @@ redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 rm -rf "$RDIR"
 
 echo "## ringkv-server --shards 2 --durability sync"
-DDIR=$(mktemp -d)
-$SERVER --data-dir "$DDIR" --listen 127.0.0.1:$RINGKV_PORT --shards 2 --durability sync --log warn &
-SPID=$!
-trap 'kill -9 $SPID 2>/dev/null || true; rm -rf "$DDIR"' EXIT
-wait_port $((RINGKV_PORT + 2))
+start_server "$RINGKV_PORT" --durability sync
+trap stop_server EXIT
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload fillrandom --keys $KEYS --batch $BATCH --pipeline $PIPELINE --connections $CONNECTIONS --json /tmp/issue3-fill.json"
 echo "+ $CMD"; $CMD 2>/dev/null | grep -vE "^  "
 CMD="$BENCH run --target ringkv://127.0.0.1:$RINGKV_PORT --workload readrandom --keys $KEYS --pipeline $READ_PIPELINE --connections $READ_CONNECTIONS --settle 120 --warmup $READ_WARMUP --duration $READ_SECONDS --json /tmp/issue3-read.json"

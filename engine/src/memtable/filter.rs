@@ -79,6 +79,16 @@ impl KeyFilter {
         true
     }
 
+    /// Adds every key of `other`, a filter of the same size.
+    pub fn union_with(&mut self, other: &KeyFilter) {
+        debug_assert_eq!(self.lines.len(), other.lines.len());
+        for (line, o) in self.lines.iter_mut().zip(&other.lines) {
+            for (w, o) in line.iter_mut().zip(o) {
+                *w |= o;
+            }
+        }
+    }
+
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.lines.capacity() * LINE_WORDS * 8

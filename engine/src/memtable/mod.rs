@@ -1,31 +1,39 @@
 //! The memtable: a single-threaded ordered map of internal entries with byte accounting.
 //!
-//! One shard's thread owns it, so there is no concurrent skiplist: a `BTreeMap` keyed by
-//! (user key, sequence number descending). A map key holds the first [`INLINE_KEY_BYTES`] of
-//! its user key inline as big-endian words (so comparisons are integer compares and most keys
-//! need no allocation); only the bytes past those go in a boxed tail. Values live in an arena
-//! of large chunks (no allocation per value). A small bloom filter of user-key hashes
-//! ([`filter::KeyFilter`]) lets point reads of keys the memtable does not hold skip the map.
-//! `approximate_bytes` counts keys, values, per-entry map overhead and the filter; the
-//! database freezes the memtable when that passes its budget.
+//! One shard's thread owns it, so there is no concurrent skiplist. Entries are ordered by
+//! (user key, sequence number descending). New entries go into a small `BTreeMap` (the write
+//! tree, a few thousand entries, so it stays in the CPU cache); when it fills it becomes a
+//! sorted run, and runs of similar size are merged up to a cap ([`runs`]). Reads look at the
+//! tree and at every run whose own filter admits the key; ordered walks merge them.
+//!
+//! A map key holds the first [`INLINE_KEY_BYTES`] of its user key inline as big-endian words
+//! (so comparisons are integer compares and most keys need no allocation); only the bytes past
+//! those go in a boxed tail. Values live in an arena of large chunks (no allocation per value).
+//! A bloom filter of user-key hashes over the whole table ([`filter::KeyFilter`]) lets point
+//! reads of keys the memtable does not hold skip it. `approximate_bytes` counts keys, values,
+//! per-entry overhead and the filter; the database freezes the memtable when that passes its
+//! budget.
 //!
 //! Callers: `db` (writes, point reads, flush, scans through [`MemCursor`]-style re-seeks).
 
 mod arena;
 mod filter;
+mod runs;
 
 use crate::key::{encode_internal, SeqNo, ValueKind, SEQ_MAX};
 use crate::sstable::bloom::bloom_hash;
 use arena::{Arena, ValueRef};
 use filter::KeyFilter;
+use runs::{Entry, Run};
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// Bytes charged per entry on top of its value and the key bytes past [`INLINE_KEY_BYTES`]:
-/// the 64-byte map slot (key 48, value reference 16) at the ~70% fill of B-tree nodes under
-/// random inserts, plus the share of inner nodes.
+/// the 72-byte run entry (key 48, value reference and hash 20, padding), room for the copy
+/// a merge makes while it runs, and the run filters. (The same charge as when entries lived
+/// in one B-tree at ~70% node fill, so memtables freeze at the same sizes as before.)
 pub const ENTRY_OVERHEAD_BYTES: usize = 112;
 
 /// Bytes charged for a boxed key tail on top of its length (allocator header and rounding).
@@ -157,6 +165,8 @@ fn lower_bound(probe: Option<&MemKey>, exclusive: bool) -> Bound<&MemKey> {
 #[derive(Clone, Copy)]
 struct Slot {
     kind: ValueKind,
+    /// The user key's [`bloom_hash`] (for the filters of the runs it lands in).
+    hash: u32,
     value: ValueRef,
 }
 
@@ -169,13 +179,108 @@ pub struct MemEntry {
     pub value: Vec<u8>,
 }
 
+/// Entries the write tree takes before it becomes a sorted run. Small enough that the tree
+/// stays in the CPU cache.
+const TREE_ENTRIES_MAX: usize = 4096;
+
+/// The largest run merging builds. Merging is synchronous, inside an insert: two runs of
+/// half this (about 2.3 MiB each) merge in about a millisecond.
+const RUN_ENTRIES_MAX: usize = 64 << 10;
+
+/// Emptied run vectors a memtable keeps for reuse.
+const SPARE_VECS_MAX: usize = 4;
+
 struct Inner {
-    map: BTreeMap<MemKey, Slot>,
+    /// The newest versions, in a small B-tree.
+    tree: BTreeMap<MemKey, Slot>,
+    /// Older versions, in sorted runs, oldest first.
+    runs: Vec<Run>,
+    /// Emptied run vectors kept for the next merge (at most [`SPARE_VECS_MAX`]).
+    spare: Vec<Vec<Entry>>,
+    tree_entries_max: usize,
+    run_entries_max: usize,
+    /// Versions held (a (key, seq) inserted again counts once per copy until runs merge).
+    entries: usize,
     arena: Arena,
     filter: KeyFilter,
     bytes: usize,
     seq_min: SeqNo,
     seq_max: SeqNo,
+}
+
+impl Inner {
+    /// Turns the write tree into the newest run, then merges the last two runs while the
+    /// older is no larger than the newer and the result stays within the cap: run sizes
+    /// double as in a binary counter, so an entry is moved about log2(cap / tree size) times
+    /// (four, with the defaults) before its run reaches the cap.
+    fn seal_tree(&mut self) {
+        let tree = std::mem::take(&mut self.tree);
+        let mut entries = self.spare_vec(tree.len());
+        entries.extend(tree.into_iter().map(|(key, slot)| Entry { key, slot }));
+        self.runs
+            .push(Run::from_sorted(entries, self.run_entries_max));
+        while let [.., older, newer] = &self.runs[..] {
+            let (a, b) = (older.len(), newer.len());
+            if a > b || a + b > self.run_entries_max {
+                break;
+            }
+            let newer = self.runs.pop().expect("two runs");
+            let older = self.runs.pop().expect("two runs");
+            let out = self.spare_vec(a + b);
+            let (merged, dropped, emptied) = runs::merge(older, newer, out);
+            self.entries -= dropped;
+            self.runs.push(merged);
+            for v in emptied {
+                if self.spare.len() < SPARE_VECS_MAX {
+                    self.spare.push(v);
+                }
+            }
+        }
+    }
+
+    /// An empty vector, preferably a spare one that can hold `n` entries.
+    fn spare_vec(&mut self, n: usize) -> Vec<Entry> {
+        let fits = self
+            .spare
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= n)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        match fits {
+            Some(i) => self.spare.swap_remove(i),
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Calls `f` with up to `max` entries in map-key order, starting inside `lower`. Where
+    /// the tree and runs hold the same map key, only the newest copy is passed.
+    fn walk(&self, lower: Bound<&MemKey>, max: usize, mut f: impl FnMut(&MemKey, &Slot)) {
+        let mut tree = self.tree.range((lower, Bound::Unbounded)).peekable();
+        let mut at: Vec<usize> = self.runs.iter().map(|r| r.seek(lower)).collect();
+        for _ in 0..max {
+            // Newest source first; a later source replaces the pick only if strictly smaller,
+            // so the newest copy of a map key wins.
+            let mut best: Option<(&MemKey, &Slot)> = tree.peek().map(|&(k, s)| (k, s));
+            for (run, &i) in self.runs.iter().zip(&at).rev() {
+                if let Some(e) = run.entries.get(i) {
+                    if best.is_none_or(|(k, _)| e.key < *k) {
+                        best = Some((&e.key, &e.slot));
+                    }
+                }
+            }
+            let Some((key, slot)) = best else { break };
+            f(key, slot);
+            if tree.peek().is_some_and(|&(k, _)| k == key) {
+                tree.next();
+            }
+            for (run, i) in self.runs.iter().zip(at.iter_mut()) {
+                if run.entries.get(*i).is_some_and(|e| e.key == *key) {
+                    *i += 1;
+                }
+            }
+        }
+    }
 }
 
 /// An ordered in-memory table of versions. Interior mutability: shared as `Rc<Memtable>`
@@ -199,10 +304,21 @@ impl Memtable {
     /// An empty memtable that will be frozen at about `bytes_max`: its key filter is sized
     /// for the most entries that fit in that, and charged to its size from the start.
     pub fn with_bytes_max(bytes_max: usize) -> Self {
+        Self::with_shape(bytes_max, TREE_ENTRIES_MAX, RUN_ENTRIES_MAX)
+    }
+
+    /// A memtable whose write tree takes `tree_entries_max` entries and whose merged runs
+    /// stop growing at `run_entries_max` (tests use small ones to exercise the runs).
+    fn with_shape(bytes_max: usize, tree_entries_max: usize, run_entries_max: usize) -> Self {
         let filter = KeyFilter::new(bytes_max / ENTRY_OVERHEAD_BYTES);
         Memtable {
             inner: RefCell::new(Inner {
-                map: BTreeMap::new(),
+                tree: BTreeMap::new(),
+                runs: Vec::new(),
+                spare: Vec::new(),
+                tree_entries_max: tree_entries_max.max(1),
+                run_entries_max,
+                entries: 0,
                 arena: Arena::new(),
                 bytes: filter.memory_bytes(),
                 filter,
@@ -218,11 +334,18 @@ impl Memtable {
         let mut inner = self.inner.borrow_mut();
         let value = inner.arena.push(value);
         let mem_key = MemKey::new(user_key, seq);
+        let hash = bloom_hash(user_key);
         inner.bytes += mem_key.heap_bytes() + value.len() + ENTRY_OVERHEAD_BYTES;
         inner.seq_min = inner.seq_min.min(seq);
         inner.seq_max = inner.seq_max.max(seq);
-        inner.filter.insert(bloom_hash(user_key));
-        inner.map.insert(mem_key, Slot { kind, value });
+        inner.filter.insert(hash);
+        let slot = Slot { kind, hash, value };
+        if inner.tree.insert(mem_key, slot).is_none() {
+            inner.entries += 1;
+        }
+        if inner.tree.len() >= inner.tree_entries_max {
+            inner.seal_tree();
+        }
     }
 
     /// The newest version of `user_key` with `seq <= snapshot`: `Some((kind, value))`.
@@ -258,13 +381,27 @@ impl Memtable {
             return None;
         }
         let probe = MemKey::new(user_key, snapshot);
-        let (k, slot) = inner
-            .map
+        // The first entry at or after the probe in each source is that source's newest
+        // version with seq <= snapshot; the highest seq over all sources wins, and on equal
+        // seqs the newest source (the tree, then runs newest first).
+        let mut best: Option<(SeqNo, Slot)> = inner
+            .tree
             .range((Bound::Included(&probe), Bound::Unbounded))
-            .next()?;
-        if !k.same_user_key(&probe) {
-            return None;
+            .next()
+            .filter(|(k, _)| k.same_user_key(&probe))
+            .map(|(k, s)| (k.seq(), *s));
+        for run in inner.runs.iter().rev() {
+            if !run.filter.may_contain(hash) {
+                continue;
+            }
+            let i = run.seek(Bound::Included(&probe));
+            if let Some(e) = run.entries.get(i) {
+                if e.key.same_user_key(&probe) && best.is_none_or(|(s, _)| e.key.seq() > s) {
+                    best = Some((e.key.seq(), e.slot));
+                }
+            }
         }
+        let (_, slot) = best?;
         if slot.kind == ValueKind::Put {
             out.extend_from_slice(inner.arena.get(slot.value));
         }
@@ -284,7 +421,7 @@ impl Memtable {
         let probe = start.map(|(key, seq, _)| MemKey::new(key, seq));
         let lower = lower_bound(probe.as_ref(), start.is_some_and(|(_, _, excl)| excl));
         let mut n = 0;
-        for (k, slot) in inner.map.range((lower, Bound::Unbounded)).take(max) {
+        inner.walk(lower, max, |k, slot| {
             let mut user_key = Vec::with_capacity(INLINE_KEY_BYTES);
             k.write_user_key(&mut user_key);
             out.push(MemEntry {
@@ -294,7 +431,7 @@ impl Memtable {
                 value: inner.arena.get(slot.value).to_vec(),
             });
             n += 1;
-        }
+        });
         n
     }
 
@@ -313,7 +450,7 @@ impl Memtable {
         let lower = lower_bound(probe.as_ref(), true);
         let mut last = None;
         let mut user_key = Vec::new();
-        for (k, slot) in inner.map.range((lower, Bound::Unbounded)).take(max) {
+        inner.walk(lower, max, |k, slot| {
             let value = inner.arena.get(slot.value);
             user_key.clear();
             k.write_user_key(&mut user_key);
@@ -323,26 +460,36 @@ impl Memtable {
             encode_internal(out, &user_key, k.seq(), slot.kind);
             out.extend_from_slice(&(value.len() as u32).to_le_bytes());
             out.extend_from_slice(value);
-            last = Some(k);
-        }
-        last.map(|k| {
-            user_key.clear();
-            k.write_user_key(&mut user_key);
-            (user_key, k.seq())
-        })
+            last = Some(k.seq());
+        });
+        last.map(|seq| (user_key, seq))
     }
 
-    /// Removes up to `max` entries (smallest first) and returns true once the table is empty,
-    /// then releasing its value arena too. Dropping a large memtable at once takes tens of
-    /// milliseconds of CPU; freeing it in slices between yields keeps the shard responsive.
+    /// Removes up to `max` entries and returns true once the table is empty, then releasing
+    /// its value arena too. Dropping a large memtable at once takes milliseconds of CPU;
+    /// freeing it in slices between yields keeps the shard responsive.
     pub fn release_some(&self, max: usize) -> bool {
         let mut inner = self.inner.borrow_mut();
-        for _ in 0..max {
-            if inner.map.pop_first().is_none() {
-                break;
-            }
+        let mut budget = max;
+        while budget > 0 && inner.tree.pop_first().is_some() {
+            budget -= 1;
+            inner.entries -= 1;
         }
-        if inner.map.is_empty() {
+        while budget > 0 {
+            let Some(run) = inner.runs.last_mut() else {
+                break;
+            };
+            let n = budget.min(run.entries.len());
+            run.entries.truncate(run.entries.len() - n);
+            if run.entries.is_empty() {
+                inner.runs.pop();
+            }
+            budget -= n;
+            inner.entries -= n;
+        }
+        if inner.tree.is_empty() && inner.runs.is_empty() {
+            inner.entries = 0;
+            inner.spare = Vec::new();
             inner.arena = Arena::new();
             inner.filter = KeyFilter::admit_all();
             true
@@ -359,7 +506,7 @@ impl Memtable {
 
     /// Number of versions held.
     pub fn len(&self) -> usize {
-        self.inner.borrow().map.len()
+        self.inner.borrow().entries
     }
 
     /// True if it holds nothing.

@@ -4,6 +4,62 @@ use std::collections::BTreeMap as Model;
 
 type Versions = Vec<(SeqNo, Option<Vec<u8>>)>;
 
+/// (write tree entries, run cap) shapes: the default, and small ones under which a few
+/// hundred inserts make many runs and merges (capped and not).
+const SHAPES: [(usize, usize); 4] = [
+    (TREE_ENTRIES_MAX, RUN_ENTRIES_MAX),
+    (1, 4096),
+    (3, 16),
+    (8, 40),
+];
+
+fn shaped(shape: usize) -> Memtable {
+    let (tree, run) = SHAPES[shape];
+    Memtable::with_shape(DEFAULT_BYTES_MAX, tree, run)
+}
+
+#[test]
+fn a_version_written_again_replaces_the_copy_in_an_older_run() {
+    for shape in 0..SHAPES.len() {
+        let m = shaped(shape);
+        for i in 0..100u32 {
+            m.insert(&i.to_be_bytes(), 7, ValueKind::Put, b"first");
+        }
+        for i in 0..100u32 {
+            m.insert(&i.to_be_bytes(), 7, ValueKind::Put, b"second");
+        }
+        for i in 0..100u32 {
+            assert_eq!(
+                m.get(&i.to_be_bytes(), 9),
+                Some((ValueKind::Put, b"second".to_vec()))
+            );
+        }
+        let mut all = Vec::new();
+        m.collect_from(None, usize::MAX, &mut all);
+        assert_eq!(all.len(), 100, "shape {shape}");
+        assert!(all.iter().all(|e| e.value == b"second"));
+    }
+}
+
+#[test]
+fn small_shapes_merge_runs_and_stay_bounded() {
+    let m = Memtable::with_shape(DEFAULT_BYTES_MAX, 4, 64);
+    for i in 0..10_000u32 {
+        m.insert(
+            &i.wrapping_mul(2_654_435_761).to_be_bytes(),
+            u64::from(i) + 1,
+            ValueKind::Put,
+            b"v",
+        );
+    }
+    let inner = m.inner.borrow();
+    assert!(inner.runs.iter().all(|r| r.len() <= 64));
+    // Full runs hold more than a quarter of the cap each, so 10,000 entries need at most
+    // ~625 of them; without merging there would be 2,500 runs of 4.
+    assert!(inner.runs.len() < 700, "{} runs", inner.runs.len());
+    assert_eq!(inner.entries, 10_000);
+}
+
 #[test]
 fn newest_visible_version_wins() {
     let m = Memtable::new();
@@ -62,8 +118,11 @@ fn accounting_grows_with_data() {
 
 proptest! {
     #[test]
-    fn matches_a_btreemap_model(ops in prop::collection::vec((0u8..20, any::<bool>(), 0u8..4), 1..200)) {
-        let m = Memtable::new();
+    fn matches_a_btreemap_model(
+        ops in prop::collection::vec((0u8..20, any::<bool>(), 0u8..4), 1..200),
+        shape in 0usize..SHAPES.len(),
+    ) {
+        let m = shaped(shape);
         let mut model: Model<Vec<u8>, Versions> = Model::new();
         for (seq, (k, is_put, v)) in ops.iter().enumerate() {
             let seq = seq as SeqNo + 1;
@@ -154,9 +213,10 @@ proptest! {
     /// the map order and lookups must match bytewise order of user keys.
     #[test]
     fn inline_prefix_and_tail_order_matches_bytewise_order(
-        keys in prop::collection::vec(prop::collection::vec(0u8..2, 0..40), 1..60)
+        keys in prop::collection::vec(prop::collection::vec(0u8..2, 0..40), 1..60),
+        shape in 0usize..SHAPES.len(),
     ) {
-        let m = Memtable::new();
+        let m = shaped(shape);
         for (i, key) in keys.iter().enumerate() {
             m.insert(key, i as SeqNo + 1, ValueKind::Put, key);
         }

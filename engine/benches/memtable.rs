@@ -1,5 +1,6 @@
 //! Memtable insert and point lookup, 16-byte keys (plus a 2-byte slot prefix) and 100-byte
-//! values, in random order, as the embedded benchmark's fillrandom/readrandom see them.
+//! values, in random order, as the embedded benchmark's fillrandom/readrandom see them, in a
+//! memtable sized like a shard's (64 MiB).
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ringkv_engine::key::ValueKind;
 use ringkv_engine::memtable::Memtable;
@@ -27,7 +28,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("insert_200k_random", |b| {
         b.iter_batched(
-            Memtable::new,
+            || Memtable::with_bytes_max(64 << 20),
             |m| {
                 for (i, k) in ks.iter().enumerate() {
                     m.insert(k, i as u64 + 1, ValueKind::Put, &value);
@@ -37,7 +38,7 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let m = Memtable::new();
+    let m = Memtable::with_bytes_max(64 << 20);
     for (i, k) in ks.iter().enumerate() {
         m.insert(k, i as u64 + 1, ValueKind::Put, &value);
     }

@@ -30,10 +30,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-/// Bytes charged per entry on top of its value and the key bytes past [`INLINE_KEY_BYTES`]:
-/// the 72-byte run entry (key 48, value reference and hash 20, padding), room for the copy
-/// a merge makes while it runs, and the run filters. (The same charge as when entries lived
-/// in one B-tree at ~70% node fill, so memtables freeze at the same sizes as before.)
+/// Bytes charged per entry on top of its value and the key bytes past [`INLINE_KEY_BYTES`].
+/// An entry takes 72 bytes in a run (key 48, value reference and hash 20, padding); the other
+/// 40 cover what is not charged one by one. A run holds at most an eighth of the entries the
+/// memtable can take, so the spare vector and the output of a merge in progress together
+/// hold at most a quarter of them (18 bytes per entry); the run filters, sized for the
+/// largest run at 10 bits per key, add under 3 bytes per entry. (The same charge as when
+/// entries lived in one B-tree at ~70% node fill, so memtables freeze at the same sizes.)
 pub const ENTRY_OVERHEAD_BYTES: usize = 112;
 
 /// Bytes charged for a boxed key tail on top of its length (allocator header and rounding).
@@ -183,19 +186,20 @@ pub struct MemEntry {
 /// stays in the CPU cache.
 const TREE_ENTRIES_MAX: usize = 4096;
 
-/// The largest run merging builds. Merging is synchronous, inside an insert: two runs of
-/// half this (about 2.3 MiB each) merge in about a millisecond.
+/// The largest run merging builds (and less in a memtable too small to take eight of them).
+/// Merging is synchronous, inside an insert: two runs of half this (about 2.3 MiB each)
+/// merge in about a millisecond.
 const RUN_ENTRIES_MAX: usize = 64 << 10;
 
-/// Emptied run vectors a memtable keeps for reuse.
-const SPARE_VECS_MAX: usize = 4;
+/// Emptied run vectors a memtable keeps for reuse (the largest).
+const SPARE_VECS_MAX: usize = 1;
 
 struct Inner {
     /// The newest versions, in a small B-tree.
     tree: BTreeMap<MemKey, Slot>,
     /// Older versions, in sorted runs, oldest first.
     runs: Vec<Run>,
-    /// Emptied run vectors kept for the next merge (at most [`SPARE_VECS_MAX`]).
+    /// Emptied run vectors kept for the next merge or seal (at most [`SPARE_VECS_MAX`]).
     spare: Vec<Vec<Entry>>,
     tree_entries_max: usize,
     run_entries_max: usize,
@@ -231,8 +235,13 @@ impl Inner {
             self.entries -= dropped;
             self.runs.push(merged);
             for v in emptied {
-                if self.spare.len() < SPARE_VECS_MAX {
-                    self.spare.push(v);
+                self.spare.push(v);
+                if self.spare.len() > SPARE_VECS_MAX {
+                    // Keep the largest: a small merge can use a large vector, not the reverse.
+                    let smallest = (0..self.spare.len())
+                        .min_by_key(|&i| self.spare[i].capacity())
+                        .expect("not empty");
+                    self.spare.swap_remove(smallest);
                 }
             }
         }
@@ -304,7 +313,8 @@ impl Memtable {
     /// An empty memtable that will be frozen at about `bytes_max`: its key filter is sized
     /// for the most entries that fit in that, and charged to its size from the start.
     pub fn with_bytes_max(bytes_max: usize) -> Self {
-        Self::with_shape(bytes_max, TREE_ENTRIES_MAX, RUN_ENTRIES_MAX)
+        let run_entries_max = (bytes_max / ENTRY_OVERHEAD_BYTES / 8).min(RUN_ENTRIES_MAX);
+        Self::with_shape(bytes_max, TREE_ENTRIES_MAX, run_entries_max)
     }
 
     /// A memtable whose write tree takes `tree_entries_max` entries and whose merged runs

@@ -44,6 +44,12 @@ impl Run {
         self.entries.len()
     }
 
+    /// Bytes held by the entry vector and the filter.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>() + self.filter.memory_bytes()
+    }
+
     /// Position of the first entry inside `lower`.
     pub fn seek(&self, lower: Bound<&MemKey>) -> usize {
         match lower {

@@ -51,6 +51,25 @@ fn bench(c: &mut Criterion) {
             found
         })
     });
+    g.bench_function("flush_walk_200k", |b| {
+        b.iter(|| {
+            // What the flush does: encode every entry, in order, in slices of 2048.
+            let mut resume: Option<(Vec<u8>, u64)> = None;
+            let mut buf = Vec::with_capacity(1 << 20);
+            let mut bytes = 0;
+            loop {
+                buf.clear();
+                let next =
+                    m.encode_slice(resume.as_ref().map(|(k, s)| (&k[..], *s)), 2048, &mut buf);
+                bytes += buf.len();
+                match next {
+                    Some(n) => resume = Some(n),
+                    None => break,
+                }
+            }
+            bytes
+        })
+    });
     g.finish();
 }
 

@@ -191,6 +191,9 @@ const TREE_ENTRIES_MAX: usize = 4096;
 /// merge in about a millisecond.
 const RUN_ENTRIES_MAX: usize = 64 << 10;
 
+/// How many entries ahead of an ordered walk in each run values are prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Emptied run vectors a memtable keeps for reuse (the largest).
 const SPARE_VECS_MAX: usize = 1;
 
@@ -286,6 +289,11 @@ impl Inner {
             for (run, i) in self.runs.iter().zip(at.iter_mut()) {
                 if run.entries.get(*i).is_some_and(|e| e.key == *key) {
                     *i += 1;
+                    // Values sit in the arena in insertion order, so a walk in key order reads
+                    // them at random: start loading the ones a few entries ahead.
+                    if let Some(ahead) = run.entries.get(*i + PREFETCH_AHEAD) {
+                        self.arena.prefetch(ahead.slot.value);
+                    }
                 }
             }
         }

@@ -235,15 +235,29 @@ proptest! {
     }
 }
 
-/// The per-entry charge covers what the runs really hold: entry vectors, spares and filters
-/// (the write tree is charged at its B-tree cost, like before), at every point of a fill up to
-/// the freeze size, for a shard-sized memtable and a small one.
+/// The per-entry charge covers what the runs really hold: entry vectors, spares and
+/// filters (the write tree is charged at its B-tree cost, like before). While it fills, the
+/// memtable never holds more than the size it is frozen at; once full, no more than it is
+/// charged. Checked for a shard-sized memtable and a small one.
 #[test]
 fn the_charge_covers_runs_spares_and_filters() {
     for bytes_max in [64 << 20, 4 << 20] {
         let m = Memtable::with_bytes_max(bytes_max);
         let value = [7u8; 100];
         let mut i = 0u32;
+        let held = |m: &Memtable| {
+            let inner = m.inner.borrow();
+            let runs: usize = inner.runs.iter().map(|r| r.held_bytes()).sum();
+            let spare: usize = inner
+                .spare
+                .iter()
+                .map(|v| v.capacity() * std::mem::size_of::<Entry>())
+                .sum();
+            let tree = inner.tree.len() * ENTRY_OVERHEAD_BYTES;
+            inner.arena.allocated_bytes() + inner.filter.memory_bytes() + runs + spare + tree
+        };
+        // The arena is charged by value bytes; its last 1 MiB chunk is allocated ahead.
+        let slack = 1 << 20;
         while m.approximate_bytes() < bytes_max {
             m.insert(
                 &i.wrapping_mul(2_654_435_761).to_be_bytes(),
@@ -252,28 +266,18 @@ fn the_charge_covers_runs_spares_and_filters() {
                 &value,
             );
             i += 1;
-            if i % 1000 == 0 || m.approximate_bytes() >= bytes_max {
-                let inner = m.inner.borrow();
-                let runs: usize = inner.runs.iter().map(|r| r.held_bytes()).sum();
-                let spare: usize = inner
-                    .spare
-                    .iter()
-                    .map(|v| v.capacity() * std::mem::size_of::<Entry>())
-                    .sum();
-                let tree = inner.tree.len() * ENTRY_OVERHEAD_BYTES;
-                let held = inner.arena.allocated_bytes()
-                    + inner.filter.memory_bytes()
-                    + runs
-                    + spare
-                    + tree;
-                // The arena is charged by value bytes; its last chunk is allocated ahead.
-                let slack = 1 << 20;
+            if i % 1000 == 0 {
+                let h = held(&m);
                 assert!(
-                    held <= inner.bytes + slack,
-                    "{bytes_max}: {i} entries hold {held} bytes, charged {}",
-                    inner.bytes
+                    h <= bytes_max + slack,
+                    "{bytes_max}: {i} entries hold {h} bytes"
                 );
             }
         }
+        let (h, charged) = (held(&m), m.inner.borrow().bytes);
+        assert!(
+            h <= charged + slack,
+            "{bytes_max}: full at {i} entries, holds {h} bytes, charged {charged}"
+        );
     }
 }

@@ -79,6 +79,11 @@ impl KeyFilter {
         true
     }
 
+    /// Forgets every key (keeps its size).
+    pub fn clear(&mut self) {
+        self.lines.fill([0; LINE_WORDS]);
+    }
+
     /// Adds every key of `other`, a filter of the same size.
     pub fn union_with(&mut self, other: &KeyFilter) {
         debug_assert_eq!(self.lines.len(), other.lines.len());

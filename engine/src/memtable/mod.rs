@@ -9,8 +9,9 @@
 //! A map key holds the first [`INLINE_KEY_BYTES`] of its user key inline as big-endian words
 //! (so comparisons are integer compares and most keys need no allocation); only the bytes past
 //! those go in a boxed tail. Values live in an arena of large chunks (no allocation per value).
-//! A bloom filter of user-key hashes over the whole table ([`filter::KeyFilter`]) lets point
-//! reads of keys the memtable does not hold skip it. `approximate_bytes` counts keys, values,
+//! Bloom filters of user-key hashes ([`filter::KeyFilter`]: one over all runs, sized for the
+//! whole table, and a small one over the tree) let point reads of keys the memtable does not
+//! hold skip it. `approximate_bytes` counts keys, values,
 //! per-entry overhead and the filter; the database freezes the memtable when that passes its
 //! budget.
 //!
@@ -200,6 +201,9 @@ const SPARE_VECS_MAX: usize = 1;
 struct Inner {
     /// The newest versions, in a small B-tree.
     tree: BTreeMap<MemKey, Slot>,
+    /// Filter of the tree's keys (small, so inserts into it stay in cache). `filter` covers
+    /// the runs: keys enter it when the tree becomes a run, a few thousand at a time.
+    tree_filter: KeyFilter,
     /// Older versions, in sorted runs, oldest first.
     runs: Vec<Run>,
     /// Emptied run vectors kept for the next merge or seal (at most [`SPARE_VECS_MAX`]).
@@ -224,6 +228,12 @@ impl Inner {
         let tree = std::mem::take(&mut self.tree);
         let mut entries = self.spare_vec(tree.len());
         entries.extend(tree.into_iter().map(|(key, slot)| Entry { key, slot }));
+        // The whole-table filter is larger than the caches: filling it here, in one tight
+        // loop, lets the CPU overlap its misses, which an insert at a time did not.
+        for e in &entries {
+            self.filter.insert(e.slot.hash);
+        }
+        self.tree_filter.clear();
         self.runs
             .push(Run::from_sorted(entries, self.run_entries_max));
         while let [.., older, newer] = &self.runs[..] {
@@ -329,16 +339,18 @@ impl Memtable {
     /// stop growing at `run_entries_max` (tests use small ones to exercise the runs).
     fn with_shape(bytes_max: usize, tree_entries_max: usize, run_entries_max: usize) -> Self {
         let filter = KeyFilter::new(bytes_max / ENTRY_OVERHEAD_BYTES);
+        let tree_filter = KeyFilter::new(tree_entries_max);
         Memtable {
             inner: RefCell::new(Inner {
                 tree: BTreeMap::new(),
+                bytes: filter.memory_bytes() + tree_filter.memory_bytes(),
+                tree_filter,
                 runs: Vec::new(),
                 spare: Vec::new(),
                 tree_entries_max: tree_entries_max.max(1),
                 run_entries_max,
                 entries: 0,
                 arena: Arena::new(),
-                bytes: filter.memory_bytes(),
                 filter,
                 seq_min: SeqNo::MAX,
                 seq_max: 0,
@@ -356,7 +368,7 @@ impl Memtable {
         inner.bytes += mem_key.heap_bytes() + value.len() + ENTRY_OVERHEAD_BYTES;
         inner.seq_min = inner.seq_min.min(seq);
         inner.seq_max = inner.seq_max.max(seq);
-        inner.filter.insert(hash);
+        inner.tree_filter.insert(hash);
         let slot = Slot { kind, hash, value };
         if inner.tree.insert(mem_key, slot).is_none() {
             inner.entries += 1;
@@ -395,20 +407,26 @@ impl Memtable {
     ) -> Option<ValueKind> {
         debug_assert_eq!(hash, bloom_hash(user_key));
         let inner = self.inner.borrow();
-        if !inner.filter.may_contain(hash) {
+        let in_tree = inner.tree_filter.may_contain(hash);
+        let in_runs = inner.filter.may_contain(hash);
+        if !in_tree && !in_runs {
             return None;
         }
         let probe = MemKey::new(user_key, snapshot);
         // The first entry at or after the probe in each source is that source's newest
         // version with seq <= snapshot; the highest seq over all sources wins, and on equal
         // seqs the newest source (the tree, then runs newest first).
-        let mut best: Option<(SeqNo, Slot)> = inner
-            .tree
-            .range((Bound::Included(&probe), Bound::Unbounded))
-            .next()
-            .filter(|(k, _)| k.same_user_key(&probe))
-            .map(|(k, s)| (k.seq(), *s));
-        for run in inner.runs.iter().rev() {
+        let mut best: Option<(SeqNo, Slot)> = None;
+        if in_tree {
+            best = inner
+                .tree
+                .range((Bound::Included(&probe), Bound::Unbounded))
+                .next()
+                .filter(|(k, _)| k.same_user_key(&probe))
+                .map(|(k, s)| (k.seq(), *s));
+        }
+        let runs = if in_runs { &inner.runs[..] } else { &[] };
+        for run in runs.iter().rev() {
             if !run.filter.may_contain(hash) {
                 continue;
             }
@@ -510,6 +528,7 @@ impl Memtable {
             inner.spare = Vec::new();
             inner.arena = Arena::new();
             inner.filter = KeyFilter::admit_all();
+            inner.tree_filter = KeyFilter::admit_all();
             true
         } else {
             false

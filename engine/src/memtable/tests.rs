@@ -254,7 +254,12 @@ fn the_charge_covers_runs_spares_and_filters() {
                 .map(|v| v.capacity() * std::mem::size_of::<Entry>())
                 .sum();
             let tree = inner.tree.len() * ENTRY_OVERHEAD_BYTES;
-            inner.arena.allocated_bytes() + inner.filter.memory_bytes() + runs + spare + tree
+            inner.arena.allocated_bytes()
+                + inner.filter.memory_bytes()
+                + inner.tree_filter.memory_bytes()
+                + runs
+                + spare
+                + tree
         };
         // The arena is charged by value bytes; its last 1 MiB chunk is allocated ahead.
         let slack = 1 << 20;

@@ -3,19 +3,18 @@
 //! One shard's thread owns it, so there is no concurrent skiplist. Entries are ordered by
 //! (user key, sequence number descending). New entries go into a small `BTreeMap` (the write
 //! tree, a few thousand entries, so it stays in the CPU cache); when it fills it becomes a
-//! sorted run, and runs of similar size are merged up to a cap ([`runs`]). Reads look at the
+//! sorted run, and runs of similar size are merged up to a cap (module `runs`). Reads look at the
 //! tree and at every run whose own filter admits the key; ordered walks merge them.
 //!
 //! A map key holds the first [`INLINE_KEY_BYTES`] of its user key inline as big-endian words
 //! (so comparisons are integer compares and most keys need no allocation); only the bytes past
 //! those go in a boxed tail. Values live in an arena of large chunks (no allocation per value).
-//! Bloom filters of user-key hashes ([`filter::KeyFilter`]: one over all runs, sized for the
+//! Bloom filters of user-key hashes (`filter::KeyFilter`: one over all runs, sized for the
 //! whole table, and a small one over the tree) let point reads of keys the memtable does not
-//! hold skip it. `approximate_bytes` counts keys, values,
-//! per-entry overhead and the filter; the database freezes the memtable when that passes its
-//! budget.
+//! hold skip it. `approximate_bytes` counts keys, values, per-entry overhead and the filters;
+//! the database freezes the memtable when that passes its budget.
 //!
-//! Callers: `db` (writes, point reads, flush, scans through [`MemCursor`]-style re-seeks).
+//! Callers: `db` (writes, point reads, flush, scans through re-seeks of `collect_from`).
 
 mod arena;
 mod filter;
@@ -210,7 +209,8 @@ struct Inner {
     spare: Vec<Vec<Entry>>,
     tree_entries_max: usize,
     run_entries_max: usize,
-    /// Versions held (a (key, seq) inserted again counts once per copy until runs merge).
+    /// Versions held: the tree's entries plus the runs' (a (key, seq) inserted again after its
+    /// first copy left the tree counts twice until the runs holding it merge).
     entries: usize,
     arena: Arena,
     filter: KeyFilter,
@@ -541,7 +541,8 @@ impl Memtable {
         inner.bytes.max(inner.arena.allocated_bytes())
     }
 
-    /// Number of versions held.
+    /// Number of versions held (a version written twice counts twice until merged; see
+    /// `Inner::entries`).
     pub fn len(&self) -> usize {
         self.inner.borrow().entries
     }

@@ -32,8 +32,8 @@ use std::ops::Bound;
 
 /// Bytes charged per entry on top of its value and the key bytes past [`INLINE_KEY_BYTES`].
 /// An entry takes 72 bytes in a run (key 48, value reference and hash 20, padding); the other
-/// 40 cover what is not charged one by one. A run holds at most an eighth of the entries the
-/// memtable can take, so the spare vector and the output of a merge in progress together
+/// 40 cover what is not charged one by one. The tree and each run hold at most an eighth of
+/// the entries the memtable can take, so the spare vector and the output of a merge in progress together
 /// hold at most a quarter of them (18 bytes per entry); the run filters, sized for the
 /// largest run at 10 bits per key, add under 3 bytes per entry. (The same charge as when
 /// entries lived in one B-tree at ~70% node fill, so memtables freeze at the same sizes.)
@@ -182,8 +182,8 @@ pub struct MemEntry {
     pub value: Vec<u8>,
 }
 
-/// Entries the write tree takes before it becomes a sorted run. Small enough that the tree
-/// stays in the CPU cache.
+/// Entries the write tree takes before it becomes a sorted run (fewer in a memtable too small
+/// to take eight times this). Small enough that the tree stays in the CPU cache.
 const TREE_ENTRIES_MAX: usize = 4096;
 
 /// The largest run merging builds (and less in a memtable too small to take eight of them).
@@ -209,9 +209,6 @@ struct Inner {
     spare: Vec<Vec<Entry>>,
     tree_entries_max: usize,
     run_entries_max: usize,
-    /// Versions held: the tree's entries plus the runs' (a (key, seq) inserted again after its
-    /// first copy left the tree counts twice until the runs holding it merge).
-    entries: usize,
     arena: Arena,
     filter: KeyFilter,
     bytes: usize,
@@ -244,8 +241,7 @@ impl Inner {
             let newer = self.runs.pop().expect("two runs");
             let older = self.runs.pop().expect("two runs");
             let out = self.spare_vec(a + b);
-            let (merged, dropped, emptied) = runs::merge(older, newer, out);
-            self.entries -= dropped;
+            let (merged, emptied) = runs::merge(older, newer, out);
             self.runs.push(merged);
             for v in emptied {
                 self.spare.push(v);
@@ -331,8 +327,14 @@ impl Memtable {
     /// An empty memtable that will be frozen at about `bytes_max`: its key filter is sized
     /// for the most entries that fit in that, and charged to its size from the start.
     pub fn with_bytes_max(bytes_max: usize) -> Self {
-        let run_entries_max = (bytes_max / ENTRY_OVERHEAD_BYTES / 8).min(RUN_ENTRIES_MAX);
-        Self::with_shape(bytes_max, TREE_ENTRIES_MAX, run_entries_max)
+        // Neither the tree nor a run holds more than an eighth of what the memtable can take
+        // (see ENTRY_OVERHEAD_BYTES).
+        let eighth = (bytes_max / ENTRY_OVERHEAD_BYTES / 8).max(1);
+        Self::with_shape(
+            bytes_max,
+            TREE_ENTRIES_MAX.min(eighth),
+            RUN_ENTRIES_MAX.min(eighth),
+        )
     }
 
     /// A memtable whose write tree takes `tree_entries_max` entries and whose merged runs
@@ -349,7 +351,6 @@ impl Memtable {
                 spare: Vec::new(),
                 tree_entries_max: tree_entries_max.max(1),
                 run_entries_max,
-                entries: 0,
                 arena: Arena::new(),
                 filter,
                 seq_min: SeqNo::MAX,
@@ -370,9 +371,7 @@ impl Memtable {
         inner.seq_max = inner.seq_max.max(seq);
         inner.tree_filter.insert(hash);
         let slot = Slot { kind, hash, value };
-        if inner.tree.insert(mem_key, slot).is_none() {
-            inner.entries += 1;
-        }
+        inner.tree.insert(mem_key, slot);
         if inner.tree.len() >= inner.tree_entries_max {
             inner.seal_tree();
         }
@@ -509,7 +508,6 @@ impl Memtable {
         let mut budget = max;
         while budget > 0 && inner.tree.pop_first().is_some() {
             budget -= 1;
-            inner.entries -= 1;
         }
         while budget > 0 {
             let Some(run) = inner.runs.last_mut() else {
@@ -521,10 +519,8 @@ impl Memtable {
                 inner.runs.pop();
             }
             budget -= n;
-            inner.entries -= n;
         }
         if inner.tree.is_empty() && inner.runs.is_empty() {
-            inner.entries = 0;
             inner.spare = Vec::new();
             inner.arena = Arena::new();
             inner.filter = KeyFilter::admit_all();
@@ -541,10 +537,11 @@ impl Memtable {
         inner.bytes.max(inner.arena.allocated_bytes())
     }
 
-    /// Number of versions held (a version written twice counts twice until merged; see
-    /// `Inner::entries`).
+    /// Number of versions held: the tree's and the runs'. A (key, seq) written again after
+    /// its first copy left the tree counts twice until the runs holding it merge.
     pub fn len(&self) -> usize {
-        self.inner.borrow().entries
+        let inner = self.inner.borrow();
+        inner.tree.len() + inner.runs.iter().map(Run::len).sum::<usize>()
     }
 
     /// True if it holds nothing.

@@ -61,13 +61,12 @@ impl Run {
 }
 
 /// Merges `older` and `newer` into one run, writing the entries into `out` (an empty vector,
-/// reused so that merges do not page-fault fresh memory each time). Returns the run, how many
-/// entries of `older` were dropped because `newer` holds the same map key, and the two
-/// emptied vectors for reuse.
-pub(super) fn merge(older: Run, newer: Run, mut out: Vec<Entry>) -> (Run, usize, [Vec<Entry>; 2]) {
+/// reused so that merges do not page-fault fresh memory each time); an entry of `older` whose
+/// map key `newer` also holds is dropped. Returns the run and the two emptied vectors for
+/// reuse.
+pub(super) fn merge(older: Run, newer: Run, mut out: Vec<Entry>) -> (Run, [Vec<Entry>; 2]) {
     debug_assert!(out.is_empty());
     out.reserve(older.len() + newer.len());
-    let mut dropped = 0;
     let mut filter = older.filter;
     filter.union_with(&newer.filter);
     let (mut a_buf, mut b_buf) = (older.entries, newer.entries);
@@ -85,7 +84,6 @@ pub(super) fn merge(older: Run, newer: Run, mut out: Vec<Entry>) -> (Run, usize,
             }
             Ordering::Equal => {
                 a.next();
-                dropped += 1;
             }
         }
     }
@@ -95,7 +93,7 @@ pub(super) fn merge(older: Run, newer: Run, mut out: Vec<Entry>) -> (Run, usize,
         entries: out,
         filter,
     };
-    (run, dropped, [a_buf, b_buf])
+    (run, [a_buf, b_buf])
 }
 
 /// How many leading entries of `s` sort before `key` (at least one is assumed to): an

@@ -2,7 +2,7 @@
 //! glommio task queues: flushing shares the CPU equally with writers, compaction gets a
 //! smaller share so foreground latency stays low.
 
-use super::{compact, flush, Inner};
+use super::{compact, deleter, flush, Inner};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use glommio::{Latency, Shares, TaskQueueHandle};
@@ -55,7 +55,9 @@ pub(crate) fn spawn<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
         glommio::spawn_local_into(flush::flush_loop(inner.clone()), flush_q).map_err(spawn_err)?;
     let c = glommio::spawn_local_into(compact::compaction_loop(inner.clone()), compaction_q)
         .map_err(spawn_err)?;
-    inner.tasks.borrow_mut().extend([f, c]);
+    let d = glommio::spawn_local_into(deleter::delete_loop(inner.clone()), compaction_q)
+        .map_err(spawn_err)?;
+    inner.tasks.borrow_mut().extend([f, c, d]);
     inner.bg_wake.notify_all();
     Ok(())
 }
@@ -69,6 +71,7 @@ pub(crate) async fn close<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     let wal_result = inner.wal.close().await;
     inner.bg_wake.notify_all();
     inner.bg_done.notify_all();
+    inner.doomed_wake.notify_all();
     let tasks: Vec<_> = inner.tasks.borrow_mut().drain(..).collect();
     for t in tasks {
         t.await;

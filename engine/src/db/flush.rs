@@ -90,27 +90,27 @@ pub(crate) fn fit_cache_to_budget<F: FileSystem>(inner: &Inner<F>) {
 /// list more than once (moved down a level, then compacted away); all entries share one
 /// open table, which is unused once only those entries hold it.
 pub(crate) async fn purge_obsolete<F: FileSystem>(inner: &Inner<F>) {
-    let ready: Vec<u64> = {
+    let ready: Vec<(u64, u64)> = {
         let mut obsolete = inner.obsolete.borrow_mut();
         let state = inner.state.borrow();
-        let mut ready = Vec::new();
+        let mut ready: Vec<(u64, u64)> = Vec::new();
         obsolete.retain(|f| !state.files.contains_key(&f.info.number));
         for f in obsolete.iter() {
             let holders = obsolete
                 .iter()
                 .filter(|o| Rc::ptr_eq(&o.table, &f.table))
                 .count();
-            if Rc::strong_count(&f.table) == holders && !ready.contains(&f.info.number) {
-                ready.push(f.info.number);
+            if Rc::strong_count(&f.table) == holders && !ready.iter().any(|r| r.0 == f.info.number)
+            {
+                ready.push((f.info.number, f.info.size));
             }
         }
-        obsolete.retain(|f| !ready.contains(&f.info.number));
+        obsolete.retain(|f| !ready.iter().any(|r| r.0 == f.info.number));
         ready
     };
-    for number in ready {
+    for (number, size) in ready {
         inner.cache.evict_file(number);
-        // A file left behind here is removed as an orphan at the next open.
-        let _ = inner.fs.remove(&sst_path(&inner.dir, number)).await;
+        super::deleter::doom(inner, sst_path(&inner.dir, number), size).await;
     }
 }
 
@@ -171,7 +171,10 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         inner.fs.sync_dir(&inner.dir).await?;
     }
     install(inner, edit, added).await?;
-    inner.wal.remove_segments_below(wal_min_segment).await?;
+    let segment_bytes = inner.wal.segment_bytes_max();
+    for path in inner.wal.release_segments_below(wal_min_segment).await? {
+        super::deleter::doom(inner, path, segment_bytes).await;
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod background;
 mod batch;
 mod checkpoint;
 mod compact;
+mod deleter;
 mod flush;
 #[cfg(test)]
 mod get_into_tests;
@@ -85,6 +86,10 @@ pub(crate) struct Inner<F: FileSystem> {
     pub compaction_lock: LocalMutex,
     pub compact_pointers: RefCell<Vec<Vec<u8>>>,
     pub obsolete: RefCell<Vec<Rc<TableFile<F>>>>,
+    /// Files for the paced deleter ([`deleter`]), their total size hint, and its wake-up.
+    pub doomed: RefCell<VecDeque<deleter::Doomed>>,
+    pub doomed_bytes: Cell<u64>,
+    pub doomed_wake: Notify,
     pub counters: Counters,
     pub tasks: RefCell<Vec<glommio::Task<()>>>,
     pub payload_buf: RefCell<Vec<u8>>,

@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     stall_micros: Cell<u64>,
     stalls: Cell<u64>,
     slowdown_micros: Cell<u64>,
+    files_deleted: Cell<u64>,
+    delete_errors: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>, by: u64) {
@@ -50,6 +52,12 @@ impl Counters {
     }
     pub fn add_slowdown(&self, d: Duration) {
         bump(&self.slowdown_micros, d.as_micros() as u64);
+    }
+    pub fn add_deleted_file(&self) {
+        bump(&self.files_deleted, 1);
+    }
+    pub fn add_delete_error(&self) {
+        bump(&self.delete_errors, 1);
     }
 }
 
@@ -96,6 +104,13 @@ pub struct DbStats {
     pub stall_micros: u64,
     pub stalls: u64,
     pub slowdown_micros: u64,
+    /// Obsolete files (replaced SSTables, flushed WAL segments) waiting for the paced
+    /// deleter, their approximate bytes, files it deleted, and deletions that failed (the
+    /// file is then removed at the next open or flush).
+    pub delete_backlog_files: u64,
+    pub delete_backlog_bytes: u64,
+    pub files_deleted: u64,
+    pub delete_errors: u64,
     pub last_seq: u64,
     pub memory_budget_bytes: u64,
     /// Memtables + block cache + pinned table metadata + the reserved WAL and work buffers.
@@ -166,6 +181,10 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         stall_micros: c.stall_micros.get(),
         stalls: c.stalls.get(),
         slowdown_micros: c.slowdown_micros.get(),
+        delete_backlog_files: inner.doomed.borrow().len() as u64,
+        delete_backlog_bytes: inner.doomed_bytes.get(),
+        files_deleted: c.files_deleted.get(),
+        delete_errors: c.delete_errors.get(),
         last_seq: inner.last_seq.get(),
         memory_budget_bytes: inner.opts.memory_budget_bytes as u64,
         memory_used_bytes: memtable_bytes

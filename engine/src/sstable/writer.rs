@@ -31,6 +31,9 @@ pub const ENTRY_PART_BYTES_MAX: usize = 1 << 30;
 /// maximal entry still fits the `u32` sizes of handles and restart offsets.
 pub const BLOCK_BYTES_MAX: usize = 1 << 30;
 
+/// Default of [`TableWriterOptions::sync_every_bytes`].
+pub const SYNC_EVERY_BYTES_DEFAULT: u64 = 2 << 20;
+
 /// Knobs of the table writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableWriterOptions {
@@ -40,6 +43,12 @@ pub struct TableWriterOptions {
     pub restart_interval: usize,
     /// Bloom filter bits per distinct user key; 0 writes no filter.
     pub bloom_bits_per_key: usize,
+    /// The file is fdatasynced each time this many more bytes have been written (0: only
+    /// when finished). A device flush persists everything written before it, whoever wrote
+    /// it, so one sync at the end of a large table leaves tens of MiB for the next flush to
+    /// wait for, and that flush is usually a WAL group commit: syncing as the table is
+    /// written keeps that amount small (RocksDB's `bytes_per_sync`).
+    pub sync_every_bytes: u64,
 }
 
 impl Default for TableWriterOptions {
@@ -48,6 +57,7 @@ impl Default for TableWriterOptions {
             block_bytes: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
+            sync_every_bytes: SYNC_EVERY_BYTES_DEFAULT,
         }
     }
 }
@@ -71,6 +81,8 @@ pub struct TableWriter<F: StorageFile> {
     opts: TableWriterOptions,
     /// Bytes handed to the file so far (always a multiple of `ALIGN`).
     written: u64,
+    /// `written` at the last intermediate fdatasync.
+    synced: u64,
     /// Bytes not yet written; `out[0]` sits at file offset `written`.
     out: Vec<u8>,
     data_block: BlockBuilder,
@@ -96,6 +108,7 @@ impl<F: StorageFile> TableWriter<F> {
                 ..opts
             },
             written: 0,
+            synced: 0,
             out: Vec::with_capacity(WRITE_CHUNK_BYTES + 2 * block_bytes.min(1 << 20)),
             entries: 0,
             smallest: Vec::new(),
@@ -258,6 +271,14 @@ impl<F: StorageFile> TableWriter<F> {
         }
         self.written += len as u64;
         self.out.drain(..len);
+        let every = self.opts.sync_every_bytes;
+        if every > 0 && self.written - self.synced >= every {
+            self.synced = self.written;
+            if let Err(e) = self.file.sync_data().await {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
         Ok(())
     }
 }
@@ -302,6 +323,48 @@ mod tests {
             assert_eq!(s.smallest, internal_key(b"b", 5, ValueKind::Put));
             assert_eq!(s.largest, internal_key(b"b", 4, ValueKind::Put));
         });
+    }
+
+    /// Writes 10,000 entries of 100-byte values (about 1.2 MB) and returns after how many
+    /// of them the writer failed, the n-th fdatasync of the file system being made to fail.
+    fn entries_before_failed_sync(sync_every_bytes: u64, failing_sync: u64) -> Option<u32> {
+        block_on(async {
+            let fs = MemFs::new();
+            fs.faults().fail_sync_in.set(Some(failing_sync));
+            let file = fs.create(Path::new("/t/3.sst")).await.unwrap();
+            let opts = TableWriterOptions {
+                sync_every_bytes,
+                ..TableWriterOptions::default()
+            };
+            let mut w = TableWriter::new(file, opts);
+            for i in 0..10_000u32 {
+                let key = internal_key(&i.to_be_bytes(), 1, ValueKind::Put);
+                if let Err(e) = w.add(&key, &[7u8; 100]).await {
+                    assert!(e.to_string().contains("fdatasync"), "{e}");
+                    return Some(i);
+                }
+            }
+            assert!(w.finish().await.is_err(), "the final sync fails");
+            None
+        })
+    }
+
+    #[test]
+    fn syncs_every_sync_every_bytes_while_writing() {
+        // Without intermediate syncs the only one is in finish.
+        assert_eq!(entries_before_failed_sync(0, 1), None);
+        // With a sync every 512 KiB the first comes once 512 KiB are written (in 256 KiB
+        // chunks: 4,000-5,000 entries of 100-120 bytes), the second after twice as many.
+        let first = entries_before_failed_sync(512 << 10, 1).expect("an intermediate sync");
+        assert!(
+            (4_000..5_000).contains(&first),
+            "first sync after {first} entries"
+        );
+        let second = entries_before_failed_sync(512 << 10, 2).expect("a second sync");
+        assert!(
+            second.abs_diff(2 * first) < 300,
+            "second sync after {second} entries, first after {first}"
+        );
     }
 
     #[test]

@@ -233,9 +233,24 @@ impl<F: FileSystem> Wal<F> {
     /// Removes every segment file numbered below `segment` (never the current one) and
     /// syncs the directory.
     pub async fn remove_segments_below(&self, segment: u64) -> Result<()> {
+        let doomed = self.release_segments_below(segment).await?;
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        for path in &doomed {
+            self.shared.fs.remove(path).await?;
+        }
+        self.shared.fs.sync_dir(&self.shared.dir).await
+    }
+
+    /// Gives up every segment file numbered below `segment` (never the current one): they
+    /// no longer count as live, and their paths, oldest first, are returned for the caller
+    /// to delete. Replay never reads segments below the first one it is asked for, so a
+    /// released segment that is still on disk after a crash is harmless.
+    pub async fn release_segments_below(&self, segment: u64) -> Result<Vec<PathBuf>> {
         let shared = &*self.shared;
         let bound = segment.min(self.current_segment());
-        let mut doomed: Vec<u64> = shared
+        let mut released: Vec<u64> = shared
             .fs
             .list(&shared.dir)
             .await?
@@ -243,15 +258,20 @@ impl<F: FileSystem> Wal<F> {
             .filter_map(|name| parse_segment_file_name(name))
             .filter(|&number| number < bound)
             .collect();
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        doomed.sort_unstable();
-        for number in doomed {
-            shared.fs.remove(&segment_path(&shared.dir, number)).await?;
-            shared.state.borrow_mut().live_segments.remove(&number);
-        }
-        shared.fs.sync_dir(&shared.dir).await
+        released.sort_unstable();
+        let mut st = shared.state.borrow_mut();
+        Ok(released
+            .into_iter()
+            .map(|number| {
+                st.live_segments.remove(&number);
+                segment_path(&shared.dir, number)
+            })
+            .collect())
+    }
+
+    /// Largest size a segment reaches (about: the one being rotated may pass it by a record).
+    pub fn segment_bytes_max(&self) -> u64 {
+        self.shared.opts.segment_bytes_max
     }
 
     /// The poison message, if a write or fdatasync failed.

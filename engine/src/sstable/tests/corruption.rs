@@ -149,6 +149,7 @@ fn sstable_every_byte_flip_is_detected_or_harmless() {
             block_bytes: 256,
             restart_interval: 4,
             bloom_bits_per_key: 10,
+            ..TableWriterOptions::default()
         };
         let summary = write_table(&fs, path, &entries, opts).await.unwrap();
         assert!(

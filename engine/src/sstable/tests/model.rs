@@ -46,7 +46,7 @@ proptest! {
         raw_targets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..10),
     ) {
         let entries = to_entries(&model);
-        let opts = TableWriterOptions { block_bytes, restart_interval, bloom_bits_per_key };
+        let opts = TableWriterOptions { block_bytes, restart_interval, bloom_bits_per_key, ..TableWriterOptions::default() };
         block_on(async {
             let fs = MemFs::new();
             let path = Path::new("/m/1.sst");

@@ -213,6 +213,7 @@ fn sstable_values_larger_than_a_block_and_long_keys() {
             block_bytes: 4096,
             restart_interval: 4,
             bloom_bits_per_key: 10,
+            ..TableWriterOptions::default()
         };
         let summary = write_table(&fs, path, &entries, opts).await.unwrap();
         let table = open_table(&fs, path, summary.file_size).await.unwrap();

@@ -93,6 +93,8 @@ fn metrics_parse_and_move_with_the_load() {
         ("ringkv_write_stall_seconds", "counter"),
         ("ringkv_memory_used_bytes", "gauge"),
         ("ringkv_memory_budget_bytes", "gauge"),
+        ("ringkv_delete_backlog_bytes", "gauge"),
+        ("ringkv_files_deleted", "counter"),
         ("ringkv_forwarded_out_messages", "counter"),
         ("ringkv_connections_open", "gauge"),
         ("ringkv_level_files", "gauge"),

@@ -293,6 +293,21 @@ const SPECS: &[Spec] = &[
         "Time writes were slowed down to let compactions catch up.",
     ),
     gauge(
+        "delete_backlog_bytes",
+        "ringkv_delete_backlog_bytes",
+        "Bytes of obsolete files waiting for the paced deleter.",
+    ),
+    counter(
+        "files_deleted",
+        "ringkv_files_deleted",
+        "Obsolete SSTables and WAL segments deleted.",
+    ),
+    counter(
+        "delete_errors",
+        "ringkv_delete_errors",
+        "Failed deletions (the file is removed at the next open or flush).",
+    ),
+    gauge(
         "memory_budget_bytes",
         "ringkv_memory_budget_bytes",
         "Memory budget of the shard.",

@@ -531,6 +531,10 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         ("cache_bytes".into(), s.cache_bytes),
         ("stall_micros".into(), s.stall_micros),
         ("slowdown_micros".into(), s.slowdown_micros),
+        ("delete_backlog_files".into(), s.delete_backlog_files),
+        ("delete_backlog_bytes".into(), s.delete_backlog_bytes),
+        ("files_deleted".into(), s.files_deleted),
+        ("delete_errors".into(), s.delete_errors),
         ("memory_budget_bytes".into(), s.memory_budget_bytes),
         ("memory_used_bytes".into(), s.memory_used_bytes),
     ];

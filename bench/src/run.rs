@@ -156,9 +156,11 @@ pub struct LoadArgs {
     /// counted and make the exit code non-zero (needs values of at least 12 bytes).
     #[arg(long)]
     pub verify: bool,
-    /// Before each read-only workload, wait (up to this many seconds) until every shard
-    /// reports no compaction debt and no memtable waiting to be flushed, so reads measure a
-    /// settled store rather than one still compacting the fill (0: do not wait).
+    /// Before each workload, wait (up to this many seconds) until every shard reports no
+    /// compaction debt, no memtable waiting to be flushed and no file waiting to be
+    /// deleted, so the workload measures a
+    /// settled store rather than one still compacting what came before (0: do not wait;
+    /// ringkv:// targets only).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub settle: u64,
     /// Give up (exit non-zero) when a thread with requests in flight gets no answer at all
@@ -444,7 +446,7 @@ pub fn run_all(args: &RunArgs) -> Result<Vec<RunResult>> {
     // expects at least the version of the last fill that covered every key.
     let (mut version, mut expected) = (0u32, 0u32);
     for (position, spec) in specs.iter().enumerate() {
-        if !spec.writes() && load.settle > 0 && protocol == Protocol::Native {
+        if load.settle > 0 && protocol == Protocol::Native {
             settle(&addr, Duration::from_secs(load.settle))?;
         }
         if spec.writes() {
@@ -722,8 +724,8 @@ fn fetch_topology(addr: &str) -> Result<Topology> {
     })?
 }
 
-/// Waits until STATS shows every shard idle (no compaction debt, no immutable memtable),
-/// for at most `limit`; says how long that took, or that it gave up.
+/// Waits until STATS shows every shard idle (no compaction debt, no immutable memtable, no
+/// file waiting for the paced deleter), for at most `limit`; says how long that took, or that it gave up.
 fn settle(addr: &str, limit: Duration) -> Result<()> {
     let started = Instant::now();
     let mut conn = Connection::connect(addr, Duration::from_secs(5))
@@ -735,6 +737,7 @@ fn settle(addr: &str, limit: Duration) -> Result<()> {
             Response::Stats(shards) => Ok(shards.iter().any(|s| {
                 s.get("compaction_debt_bytes").unwrap_or(0) > 0
                     || s.get("immutable_memtables").unwrap_or(0) > 0
+                    || s.get("delete_backlog_files").unwrap_or(0) > 0
             })),
             other => Err(anyhow!("STATS answered with {other:?}")),
         })??;

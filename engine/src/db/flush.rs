@@ -172,7 +172,7 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
     }
     install(inner, edit, added).await?;
     let segment_bytes = inner.wal.segment_bytes_max();
-    for path in inner.wal.release_segments_below(wal_min_segment).await? {
+    for path in inner.wal.release_segments_below(wal_min_segment) {
         super::deleter::doom(inner, path, segment_bytes).await;
     }
     Ok(())

@@ -103,6 +103,6 @@ pub struct WalStats {
     pub syncs: u64,
     /// Writes completed.
     pub write_outs: u64,
-    /// Segment files present in the WAL directory.
+    /// Segments not yet released (the current one and those that may hold unflushed records).
     pub segments_live: u64,
 }

@@ -496,3 +496,33 @@ fn wal_sync_mode_writes_zeros_ahead_and_replays_everything() -> TestResult {
         Ok(())
     })
 }
+
+#[test]
+fn wal_released_segments_are_handed_out_once() -> TestResult {
+    run(|| async {
+        let fs = MemFs::new();
+        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 5, 1).await?;
+        for _ in 0..3 {
+            let index = wal.append(1, b"record").await?;
+            wal.wait_durable(index).await?;
+            wal.rotate().await?;
+        }
+        assert_eq!(wal.current_segment(), 8);
+        let first = wal.release_segments_below(7);
+        assert_eq!(
+            first,
+            vec![segment_path(&dir(), 5), segment_path(&dir(), 6)]
+        );
+        // Released segments stay on disk for the caller to delete, but are not live.
+        assert!(fs.file_len(&segment_path(&dir(), 5)).is_some());
+        assert_eq!(wal.stats().segments_live, 2);
+        assert!(wal.release_segments_below(7).is_empty(), "released twice");
+        // Never the current segment.
+        assert_eq!(
+            wal.release_segments_below(u64::MAX),
+            vec![segment_path(&dir(), 7)]
+        );
+        assert_eq!(wal.stats().segments_live, 1);
+        wal.close().await
+    })
+}

@@ -233,40 +233,30 @@ impl<F: FileSystem> Wal<F> {
     /// Removes every segment file numbered below `segment` (never the current one) and
     /// syncs the directory.
     pub async fn remove_segments_below(&self, segment: u64) -> Result<()> {
-        let doomed = self.release_segments_below(segment).await?;
-        if doomed.is_empty() {
+        let released = self.release_segments_below(segment);
+        if released.is_empty() {
             return Ok(());
         }
-        for path in &doomed {
+        for path in &released {
             self.shared.fs.remove(path).await?;
         }
         self.shared.fs.sync_dir(&self.shared.dir).await
     }
 
-    /// Gives up every segment file numbered below `segment` (never the current one): they
-    /// no longer count as live, and their paths, oldest first, are returned for the caller
-    /// to delete. Replay never reads segments below the first one it is asked for, so a
-    /// released segment that is still on disk after a crash is harmless.
-    pub async fn release_segments_below(&self, segment: u64) -> Result<Vec<PathBuf>> {
+    /// Gives up every live segment numbered below `segment` (never the current one): they no
+    /// longer count as live, and their paths, oldest first, are returned for the caller to
+    /// delete. Each segment is released once. Replay never reads segments below the first
+    /// one it is asked for, so a released segment still on disk after a crash is harmless.
+    pub fn release_segments_below(&self, segment: u64) -> Vec<PathBuf> {
         let shared = &*self.shared;
         let bound = segment.min(self.current_segment());
-        let mut released: Vec<u64> = shared
-            .fs
-            .list(&shared.dir)
-            .await?
-            .iter()
-            .filter_map(|name| parse_segment_file_name(name))
-            .filter(|&number| number < bound)
-            .collect();
-        released.sort_unstable();
         let mut st = shared.state.borrow_mut();
-        Ok(released
+        let kept = st.live_segments.split_off(&bound);
+        let released = std::mem::replace(&mut st.live_segments, kept);
+        released
             .into_iter()
-            .map(|number| {
-                st.live_segments.remove(&number);
-                segment_path(&shared.dir, number)
-            })
-            .collect())
+            .map(|number| segment_path(&shared.dir, number))
+            .collect()
     }
 
     /// Largest size a segment reaches (about: the one being rotated may pass it by a record).

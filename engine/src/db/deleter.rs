@@ -64,11 +64,13 @@ pub(crate) async fn delete_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
         let next = inner.doomed.borrow_mut().pop_front();
         match next {
             Some(doomed) => {
-                delete_paced(&inner, &doomed.path).await;
+                let deleted = delete_paced(&inner, &doomed.path).await;
                 inner
                     .doomed_bytes
                     .set(inner.doomed_bytes.get().saturating_sub(doomed.size_hint));
-                inner.counters.add_deleted_file();
+                if deleted {
+                    inner.counters.add_deleted_file();
+                }
             }
             None if inner.closing.get() => break,
             None => inner.doomed_wake.notified(seen).await,
@@ -77,8 +79,8 @@ pub(crate) async fn delete_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
 }
 
 /// Shrinks the file at `path` step by step (pausing between steps unless the backlog is
-/// large or the database closes), then unlinks it.
-async fn delete_paced<F: FileSystem>(inner: &Inner<F>, path: &Path) {
+/// large or the database closes), then unlinks it. Returns whether every step succeeded.
+async fn delete_paced<F: FileSystem>(inner: &Inner<F>, path: &Path) -> bool {
     let paced = || !inner.closing.get() && inner.doomed_bytes.get() <= DELETE_BACKLOG_UNPACED_BYTES;
     let pace = Pace {
         step_bytes: DELETE_STEP_BYTES,
@@ -88,6 +90,7 @@ async fn delete_paced<F: FileSystem>(inner: &Inner<F>, path: &Path) {
     for _ in 0..failures {
         inner.counters.add_delete_error();
     }
+    failures == 0
 }
 
 /// How [`shrink_and_remove`] cuts a file down.

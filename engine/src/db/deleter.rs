@@ -184,13 +184,18 @@ mod tests {
         (seen, failures)
     }
 
+    /// 64 KiB steps, 3 ms apart.
+    fn small_pace() -> Pace {
+        Pace {
+            step_bytes: 64 << 10,
+            pause: Duration::from_millis(3),
+        }
+    }
+
     #[test]
     fn large_file_shrinks_in_steps_then_disappears() {
         run(async {
-            let pace = Pace {
-                step_bytes: 64 << 10,
-                pause: Duration::from_millis(3),
-            };
+            let pace = small_pace();
             let (seen, failures) = sizes_seen(300 << 10, pace, || true).await;
             assert_eq!(failures, 0);
             // 300 KiB -> 256 -> 192 -> 128 -> 64 KiB, then unlinked.
@@ -202,10 +207,7 @@ mod tests {
     #[test]
     fn unpaced_file_is_removed_whole() {
         run(async {
-            let pace = Pace {
-                step_bytes: 64 << 10,
-                pause: Duration::from_millis(3),
-            };
+            let pace = small_pace();
             let (seen, failures) = sizes_seen(300 << 10, pace, || false).await;
             assert_eq!(failures, 0);
             assert_eq!(seen, [300 << 10]);
@@ -215,10 +217,7 @@ mod tests {
     #[test]
     fn pacing_stops_midway_when_the_backlog_grows() {
         run(async {
-            let pace = Pace {
-                step_bytes: 64 << 10,
-                pause: Duration::from_millis(3),
-            };
+            let pace = small_pace();
             // Paced for the first two checks only (the open, then one truncation).
             let checks = Cell::new(0);
             let paced = || {

@@ -281,6 +281,14 @@ impl FileSystem for DmaFs {
             .map_err(|e| Error::io("hard link", from, e))
     }
 
+    async fn link_count(&self, path: &Path) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let p = path.to_path_buf();
+        blocking(move || std::fs::metadata(p).map(|m| m.nlink()))
+            .await
+            .map_err(|e| Error::io("stat", path, e))
+    }
+
     async fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let d = dir.to_path_buf();
         blocking(move || -> std::io::Result<Vec<String>> {
@@ -364,6 +372,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_count_counts_hard_links() {
+        run_with_dma_fs(|fs, data_dir| async move {
+            let path = data_dir.join("000001.sst");
+            fs.create(&path).await?.close().await?;
+            assert_eq!(fs.link_count(&path).await?, 1);
+            fs.hard_link(&path, &data_dir.join("copy.sst")).await?;
+            assert_eq!(fs.link_count(&path).await?, 2);
+            assert!(fs.link_count(&data_dir.join("absent")).await.is_err());
+            Ok(())
+        });
+    }
 
     #[test]
     fn write_and_sync_at_lands_the_bytes_and_rejects_unaligned_writes() {

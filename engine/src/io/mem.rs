@@ -258,6 +258,16 @@ impl FileSystem for MemFs {
         Ok(())
     }
 
+    async fn link_count(&self, path: &Path) -> Result<u64> {
+        let data = self.get(path)?;
+        let state = self.state.borrow();
+        Ok(state
+            .files
+            .values()
+            .filter(|d| Rc::ptr_eq(d, &data))
+            .count() as u64)
+    }
+
     async fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let state = self.state.borrow();
         Ok(state

@@ -79,6 +79,8 @@ pub trait FileSystem: Clone + 'static {
     async fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Creates a hard link `to` pointing at `from`.
     async fn hard_link(&self, from: &Path, to: &Path) -> Result<()>;
+    /// How many names the file at `path` has (more than one after `hard_link`).
+    async fn link_count(&self, path: &Path) -> Result<u64>;
     /// Lists the file names (not paths) in a directory.
     async fn list(&self, dir: &Path) -> Result<Vec<String>>;
     /// Creates a directory and its parents.

@@ -121,6 +121,13 @@ impl FileSystem for StdFs {
         std::fs::hard_link(from, to).map_err(|e| Error::io("link", from, e))
     }
 
+    async fn link_count(&self, path: &Path) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| m.nlink())
+            .map_err(|e| Error::io("stat", path, e))
+    }
+
     async fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {

@@ -157,10 +157,9 @@ pub struct LoadArgs {
     #[arg(long)]
     pub verify: bool,
     /// Before each workload, wait (up to this many seconds) until every shard reports no
-    /// compaction debt, no memtable waiting to be flushed and no file waiting to be
-    /// deleted, so the workload measures a
-    /// settled store rather than one still compacting what came before (0: do not wait;
-    /// ringkv:// targets only).
+    /// compaction debt, no memtable waiting to be flushed and no file waiting to be deleted,
+    /// so the workload measures a settled store rather than one still compacting what came
+    /// before (0: do not wait; ringkv:// targets only).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub settle: u64,
     /// Give up (exit non-zero) when a thread with requests in flight gets no answer at all
@@ -725,7 +724,8 @@ fn fetch_topology(addr: &str) -> Result<Topology> {
 }
 
 /// Waits until STATS shows every shard idle (no compaction debt, no immutable memtable, no
-/// file waiting for the paced deleter), for at most `limit`; says how long that took, or that it gave up.
+/// file waiting for the paced deleter), for at most `limit`; says how long that took, or
+/// that it gave up.
 fn settle(addr: &str, limit: Duration) -> Result<()> {
     let started = Instant::now();
     let mut conn = Connection::connect(addr, Duration::from_secs(5))

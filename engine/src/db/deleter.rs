@@ -41,14 +41,13 @@ pub(crate) struct Doomed {
     pub size_hint: u64,
 }
 
-/// Queues `path` for paced deletion, or removes it at once while the database closes
-/// (the deleter task has stopped by then).
+/// Queues `path` for paced deletion, or deletes it at once (unpaced) while the database
+/// closes: the deleter task has stopped by then.
 pub(crate) async fn doom<F: FileSystem>(inner: &Inner<F>, path: PathBuf, size_hint: u64) {
     if inner.closing.get() {
-        remove(inner, &path).await;
+        delete(inner, &path).await;
         return;
     }
-    inner.doomed_bytes.set(inner.doomed_bytes.get() + size_hint);
     inner
         .doomed
         .borrow_mut()
@@ -56,21 +55,22 @@ pub(crate) async fn doom<F: FileSystem>(inner: &Inner<F>, path: PathBuf, size_hi
     inner.doomed_wake.notify_all();
 }
 
+/// Approximate bytes of the files waiting, the one being deleted included.
+pub(crate) fn backlog_bytes<F: FileSystem>(inner: &Inner<F>) -> u64 {
+    inner.doomed.borrow().iter().map(|d| d.size_hint).sum()
+}
+
 /// The deleter task: deletes queued files oldest first until the database closes, then
-/// deletes what is left without pacing.
+/// deletes what is left without pacing. A file stays at the front of the queue until it is
+/// gone, so the backlog the stats report includes it.
 pub(crate) async fn delete_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
     loop {
         let seen = inner.doomed_wake.generation();
-        let next = inner.doomed.borrow_mut().pop_front();
+        let next = inner.doomed.borrow().front().map(|d| d.path.clone());
         match next {
-            Some(doomed) => {
-                let deleted = delete_paced(&inner, &doomed.path).await;
-                inner
-                    .doomed_bytes
-                    .set(inner.doomed_bytes.get().saturating_sub(doomed.size_hint));
-                if deleted {
-                    inner.counters.add_deleted_file();
-                }
+            Some(path) => {
+                delete(&inner, &path).await;
+                inner.doomed.borrow_mut().pop_front();
             }
             None if inner.closing.get() => break,
             None => inner.doomed_wake.notified(seen).await,
@@ -79,9 +79,9 @@ pub(crate) async fn delete_loop<F: FileSystem>(inner: Rc<Inner<F>>) {
 }
 
 /// Shrinks the file at `path` step by step (pausing between steps unless the backlog is
-/// large or the database closes), then unlinks it. Returns whether every step succeeded.
-async fn delete_paced<F: FileSystem>(inner: &Inner<F>, path: &Path) -> bool {
-    let paced = || !inner.closing.get() && inner.doomed_bytes.get() <= DELETE_BACKLOG_UNPACED_BYTES;
+/// large or the database closes), then unlinks it, and counts the outcome.
+async fn delete<F: FileSystem>(inner: &Inner<F>, path: &Path) {
+    let paced = || !inner.closing.get() && backlog_bytes(inner) <= DELETE_BACKLOG_UNPACED_BYTES;
     let pace = Pace {
         step_bytes: DELETE_STEP_BYTES,
         pause: Duration::from_secs_f64(DELETE_STEP_BYTES as f64 / DELETE_BYTES_PER_SEC as f64),
@@ -90,7 +90,9 @@ async fn delete_paced<F: FileSystem>(inner: &Inner<F>, path: &Path) -> bool {
     for _ in 0..failures {
         inner.counters.add_delete_error();
     }
-    failures == 0
+    if failures == 0 {
+        inner.counters.add_deleted_file();
+    }
 }
 
 /// How [`shrink_and_remove`] cuts a file down.
@@ -135,12 +137,6 @@ async fn shrink_and_remove<F: FileSystem>(
         failures += 1;
     }
     failures
-}
-
-async fn remove<F: FileSystem>(inner: &Inner<F>, path: &Path) {
-    if inner.fs.remove(path).await.is_err() {
-        inner.counters.add_delete_error();
-    }
 }
 
 #[cfg(test)]

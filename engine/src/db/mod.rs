@@ -86,9 +86,9 @@ pub(crate) struct Inner<F: FileSystem> {
     pub compaction_lock: LocalMutex,
     pub compact_pointers: RefCell<Vec<Vec<u8>>>,
     pub obsolete: RefCell<Vec<Rc<TableFile<F>>>>,
-    /// Files for the paced deleter ([`deleter`]), their total size hint, and its wake-up.
+    /// Files for the paced deleter ([`deleter`]), the one it is deleting first, and its
+    /// wake-up.
     pub doomed: RefCell<VecDeque<deleter::Doomed>>,
-    pub doomed_bytes: Cell<u64>,
     pub doomed_wake: Notify,
     pub counters: Counters,
     pub tasks: RefCell<Vec<glommio::Task<()>>>,

@@ -168,7 +168,6 @@ pub(crate) async fn open<F: FileSystem>(
         compact_pointers: RefCell::new(vec![Vec::new(); LEVELS]),
         obsolete: RefCell::new(Vec::new()),
         doomed: RefCell::new(std::collections::VecDeque::new()),
-        doomed_bytes: std::cell::Cell::new(0),
         doomed_wake: Notify::default(),
         counters: Counters::default(),
         tasks: RefCell::new(Vec::new()),

@@ -182,7 +182,7 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         stalls: c.stalls.get(),
         slowdown_micros: c.slowdown_micros.get(),
         delete_backlog_files: inner.doomed.borrow().len() as u64,
-        delete_backlog_bytes: inner.doomed_bytes.get(),
+        delete_backlog_bytes: super::deleter::backlog_bytes(inner),
         files_deleted: c.files_deleted.get(),
         delete_errors: c.delete_errors.get(),
         last_seq: inner.last_seq.get(),

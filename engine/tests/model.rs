@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use ringkv_engine::db::{Db, WriteBatch};
+use ringkv_engine::db::{Db, GetManySink, WriteBatch};
 use ringkv_engine::io::MemFs;
 use ringkv_engine::wal::Durability;
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ enum Op {
     Delete(u16),
     Batch(Vec<(u16, Option<u16>)>),
     Get(u16),
+    GetMany(Vec<u16>),
     Scan(u16, u16),
     SnapshotCheck(u16, u16),
     Flush,
@@ -45,6 +46,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         8 => k.clone().prop_map(Op::Delete),
         6 => prop::collection::vec((k.clone(), prop::option::of(any::<u16>())), 1..12).prop_map(Op::Batch),
         15 => k.clone().prop_map(Op::Get),
+        4 => prop::collection::vec(k.clone(), 1..40).prop_map(Op::GetMany),
         4 => (k.clone(), k.clone()).prop_map(|(a, b)| Op::Scan(a, b)),
         2 => (k.clone(), any::<u16>()).prop_map(|(k, v)| Op::SnapshotCheck(k, v)),
         2 => Just(Op::Flush),
@@ -76,6 +78,58 @@ async fn check_scan(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     prop_assert_eq!(got, expect);
+    Ok(())
+}
+
+/// Collects what [`Db::get_many_into`] hands out, checking the sink's contract: keys in
+/// order, a value appended only when found.
+struct Collect {
+    got: Vec<Option<Vec<u8>>>,
+    started: usize,
+    broken: Option<String>,
+}
+
+impl GetManySink for Collect {
+    fn begin(&mut self, i: usize, out: &mut Vec<u8>) {
+        if i != self.got.len() {
+            self.broken = Some(format!("begin({i}) after {} results", self.got.len()));
+        }
+        out.extend_from_slice(b"hdr");
+        self.started = out.len();
+    }
+
+    fn end(&mut self, i: usize, out: &mut Vec<u8>, result: ringkv_engine::Result<bool>) -> bool {
+        if i != self.got.len() {
+            self.broken = Some(format!("end({i}) after {} results", self.got.len()));
+        }
+        match result {
+            Ok(true) => self.got.push(Some(out[self.started..].to_vec())),
+            Ok(false) if out.len() == self.started => self.got.push(None),
+            Ok(false) => self.broken = Some(format!("key {i}: not found but bytes appended")),
+            Err(e) => self.broken = Some(format!("key {i}: {e}")),
+        }
+        true
+    }
+}
+
+/// Reads `keys` with [`Db::get_many_into`] and compares with the model.
+async fn check_get_many(
+    db: &Db<MemFs>,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: &[Vec<u8>],
+) -> Result<(), TestCaseError> {
+    let slices: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    let mut sink = Collect {
+        got: Vec::new(),
+        started: 0,
+        broken: None,
+    };
+    let mut out = b"before".to_vec();
+    prop_assert!(db.get_many_into(&slices, &mut out, &mut sink).await);
+    prop_assert_eq!(sink.broken, None);
+    let expect: Vec<Option<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+    prop_assert_eq!(sink.got, expect);
+    prop_assert!(out.starts_with(b"before"));
     Ok(())
 }
 
@@ -116,6 +170,10 @@ async fn run_case(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseEr
             Op::Get(k) => {
                 let got = db.get(&key(k)).await.map_err(fail)?;
                 prop_assert_eq!(got.as_ref(), model.get(&key(k)), "get {:?}", key(k));
+            }
+            Op::GetMany(ks) => {
+                let keys: Vec<Vec<u8>> = ks.iter().map(|&k| key(k)).collect();
+                check_get_many(&db, &model, &keys).await?;
             }
             Op::Scan(a, b) => {
                 let (lo, hi) = (key(a).min(key(b)), key(a).max(key(b)));
@@ -162,6 +220,9 @@ async fn run_case(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseEr
         let got = db.get(k).await.map_err(fail)?;
         prop_assert_eq!(got.as_ref(), Some(v));
     }
+    // Every key of the key space, present or not, through the batched path.
+    let all: Vec<Vec<u8>> = (0..400).map(key).collect();
+    check_get_many(&db, &model, &all).await?;
     db.close().await.map_err(fail)?;
     let db = open().await.map_err(fail)?;
     check_scan(&db, &model, b"", &[0xff; 8]).await?;

@@ -188,6 +188,13 @@ pub struct Candidates<'v, F: FileSystem> {
     len: usize,
 }
 
+impl<'v, F: FileSystem> Candidates<'v, F> {
+    /// The files in lookup order, or `None` if there were more than the list holds.
+    pub fn files(&self) -> Option<impl Iterator<Item = &'v Rc<TableFile<F>>> + '_> {
+        (self.len <= CANDIDATES_MAX).then(|| self.files[..self.len].iter().flatten().copied())
+    }
+}
+
 /// The one file of a sorted, non-overlapping level whose user-key range holds `key`.
 #[inline]
 fn level_candidate<'a, F: FileSystem>(

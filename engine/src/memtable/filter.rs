@@ -61,6 +61,14 @@ impl KeyFilter {
         }
     }
 
+    /// Prefetches the line [`KeyFilter::may_contain`] tests for `hash`.
+    #[inline]
+    pub fn prefetch(&self, hash: u32) {
+        if let Some(line) = self.lines.get(line_of(hash, self.lines.len() as u32)) {
+            crate::prefetch::prefetch_read(line.as_ptr());
+        }
+    }
+
     /// False only if no key with this hash was inserted.
     #[inline]
     pub fn may_contain(&self, hash: u32) -> bool {

@@ -394,6 +394,22 @@ impl Memtable {
         Some((kind, value))
     }
 
+    /// Prefetches the filter lines [`Memtable::may_contain`] tests for `hash`.
+    #[inline]
+    pub fn prefetch_filters(&self, hash: u32) {
+        let inner = self.inner.borrow();
+        inner.tree_filter.prefetch(hash);
+        inner.filter.prefetch(hash);
+    }
+
+    /// False only if this memtable holds no version of a key with [`bloom_hash`] `hash`
+    /// ([`Memtable::get_into`] would then find nothing).
+    #[inline]
+    pub fn may_contain(&self, hash: u32) -> bool {
+        let inner = self.inner.borrow();
+        inner.tree_filter.may_contain(hash) || inner.filter.may_contain(hash)
+    }
+
     /// The kind of the newest version of `user_key` with `seq <= snapshot`, appending its
     /// value to `out` if it is a [`ValueKind::Put`] (a tombstone appends nothing). `hash` is
     /// the key's [`bloom_hash`]. Allocates nothing for keys of up to [`INLINE_KEY_BYTES`].

@@ -419,6 +419,57 @@ fn seek_point_rebuilding(
     Ok(None)
 }
 
+/// Prefetches the lines [`seek_point`] reads first: the restart array at the block's end and
+/// the first entry. For lookups of many keys at once ([`prefetch_restarts`] follows).
+#[inline]
+pub fn prefetch_layout(data: &[u8]) {
+    if let Some(last) = data.len().checked_sub(4) {
+        crate::prefetch::prefetch_read(data[last..].as_ptr());
+        crate::prefetch::prefetch_read(data.as_ptr());
+    }
+}
+
+/// Restart points whose entries [`prefetch_restarts`] prefetches; a block with more is left
+/// to the search itself.
+const PREFETCH_RESTARTS_MAX: usize = 8;
+
+/// Lines prefetched from each restart point on: the entry and the start of the run a point
+/// lookup scans from it.
+const PREFETCH_LINES_PER_RESTART: usize = 2;
+
+/// Prefetches the entries at the block's restart points (the keys [`seek_point`] compares
+/// and the run it scans), reading the restart array, which [`prefetch_layout`] prefetched. A
+/// hint only: a malformed block prefetches nothing, and [`seek_point`] reports it.
+#[inline]
+pub fn prefetch_restarts(data: &[u8]) {
+    let Ok((restarts_start, num_restarts)) = parse_layout_unchecked(data) else {
+        return;
+    };
+    if num_restarts > PREFETCH_RESTARTS_MAX {
+        return;
+    }
+    for i in 0..num_restarts {
+        let at = read_u32(data, restarts_start + 4 * i).unwrap_or(u32::MAX) as usize;
+        for line in 0..PREFETCH_LINES_PER_RESTART {
+            if let Some(byte) = data.get(at + 64 * line..restarts_start) {
+                crate::prefetch::prefetch_read(byte.as_ptr());
+            }
+        }
+    }
+}
+
+/// Where the restart array starts and how many points it has, without checking the points
+/// (for hints; lookups use [`parse_layout`]).
+#[inline]
+fn parse_layout_unchecked(data: &[u8]) -> Result<(usize, usize), ()> {
+    let count_at = data.len().checked_sub(4).ok_or(())?;
+    let num_restarts = read_u32(data, count_at).ok_or(())? as usize;
+    if num_restarts > count_at / 4 {
+        return Err(());
+    }
+    Ok((count_at - 4 * num_restarts, num_restarts))
+}
+
 /// Length of the common prefix of `a` and `b`, eight bytes at a time.
 #[inline(always)]
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {

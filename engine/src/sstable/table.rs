@@ -24,6 +24,17 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
+/// Outcome of [`Table::probe_cached`].
+pub(crate) enum Probe {
+    /// The bloom filter rules the key out.
+    Absent,
+    /// The one block that can hold the key, from the cache.
+    Cached(Rc<[u8]>),
+    /// Not settled without waiting (the block is not cached, or the index has no block for
+    /// the key): look the key up with [`Table::get_into`].
+    Unknown,
+}
+
 /// An open, immutable table. See the module documentation.
 pub struct Table<F: StorageFile> {
     file: F,
@@ -212,6 +223,55 @@ impl<F: StorageFile> Table<F> {
         };
         self.scratch.set(key);
         result
+    }
+
+    /// First step of a lookup that must not wait (one of many keys looked up together, see
+    /// `Db::get_many_into`): the bloom filter, then the index, then the block cache. A block
+    /// found in the cache has the lines a seek reads first prefetched, so that the misses of
+    /// many keys overlap before [`Table::seek_cached`] reads them.
+    pub(crate) fn probe_cached(&self, user: &[u8], hash: u32, snapshot_seq: SeqNo) -> Probe {
+        if !self.filter.may_contain_hash(hash) {
+            return Probe::Absent;
+        }
+        let trailer = pack_trailer(snapshot_seq.min(crate::key::SEQ_MAX), ValueKind::Put);
+        let Some(handle) = self
+            .index
+            .find_split(user, trailer)
+            .and_then(|i| self.index.handle(i))
+        else {
+            return Probe::Unknown;
+        };
+        match self.cache.get(self.file_number, handle.offset) {
+            Some(block) => {
+                super::block::prefetch_layout(&block);
+                Probe::Cached(block)
+            }
+            None => Probe::Unknown,
+        }
+    }
+
+    /// Second step after [`Probe::Cached`]: the newest version of `user` with sequence
+    /// number `<= snapshot_seq` in `block`, as its kind and the range of its value in the
+    /// block. `None` if the block does not settle it (the key is not in it, which a bloom
+    /// false positive allows, or the block is malformed): [`Table::get_into`] then decides
+    /// and reports any corruption.
+    pub(crate) fn seek_cached(
+        &self,
+        block: &[u8],
+        user: &[u8],
+        snapshot_seq: SeqNo,
+    ) -> Option<(ValueKind, std::ops::Range<usize>)> {
+        let trailer = pack_trailer(snapshot_seq.min(crate::key::SEQ_MAX), ValueKind::Put);
+        let mut key = self.scratch.take();
+        let found = seek_point(block, &mut key, user, trailer);
+        self.scratch.set(key);
+        let entry = found.ok()??;
+        if !entry.user_equal {
+            return None;
+        }
+        let kind = entry.trailer.and_then(|t| ValueKind::from_u8(t as u8))?;
+        let (start, end) = entry.value;
+        (start <= end && end <= block.len()).then_some((kind, start..end))
     }
 
     /// An iterator over the whole table, unpositioned.

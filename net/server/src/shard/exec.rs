@@ -11,6 +11,7 @@
 //! responses with error responses.
 
 use super::admin::{self, AdminResult, AdminWait};
+use super::reads::{mget_values, ReadGroup};
 use super::{bump, Shard};
 use ringkv_engine::db::{WriteBatch, WriteTicket, VALUE_BYTES_MAX};
 use ringkv_engine::Error as EngineError;
@@ -18,9 +19,8 @@ use ringkv_proto::frame::HEADER_BYTES;
 use ringkv_proto::request::ScanRequest;
 use ringkv_proto::response::ScanWriter;
 use ringkv_proto::{
-    begin_get_in_place, encode_batch_done, encode_done, encode_error, encode_pong, encode_stats,
-    finish_get_in_place, finish_value_in_place, opcode, slot_of, BatchOp, Decoded, ErrorCode,
-    FrameDecoder, Request, ShardStats, ValuesWriter, SLOT_COUNT,
+    encode_batch_done, encode_done, encode_error, encode_pong, encode_stats, opcode, slot_of,
+    BatchOp, Decoded, ErrorCode, FrameDecoder, Request, ShardStats, ValuesWriter, SLOT_COUNT,
 };
 use std::ops::Bound;
 
@@ -63,6 +63,8 @@ struct Run<'s> {
     pending: PendingWrites,
     /// Offsets of responses whose writes are in `batch` and not yet applied.
     unapplied: Vec<usize>,
+    /// GET frames queued to be looked up together (see `reads.rs`).
+    reads: ReadGroup,
 }
 
 /// Executes every frame in `frames`, appending one response per frame to `out`.
@@ -73,6 +75,7 @@ pub async fn execute(shard: &Shard, frames: &[u8], out: &mut Vec<u8>) -> Pending
         key: Vec::with_capacity(64),
         pending: PendingWrites::default(),
         unapplied: Vec::new(),
+        reads: shard.take_reads(),
     };
     let decoder = FrameDecoder::new(u32::MAX);
     let mut at = 0;
@@ -89,15 +92,22 @@ pub async fn execute(shard: &Shard, frames: &[u8], out: &mut Vec<u8>) -> Pending
         let id = frame.header.request_id;
         bump(&shard.counters.requests, 1);
         match Request::decode(frame.header.opcode, frame.body) {
-            Ok(request) => run.one(id, request, out).await,
+            Ok(Request::Get { key }) => run.queue_get(id, key, out).await,
+            Ok(request) => {
+                run.run_reads(out).await;
+                run.one(id, request, out).await
+            }
             Err(e) => {
+                run.run_reads(out).await;
                 bump(&shard.counters.errors, 1);
                 encode_error(out, id, frame.header.opcode, e.code(), &e.to_string());
             }
         }
     }
+    run.run_reads(out).await;
     run.apply().await;
     shard.return_batch(run.batch);
+    shard.return_reads(run.reads);
     run.pending
 }
 
@@ -164,7 +174,11 @@ impl Run<'_> {
                 encode_pong(out, id, payload);
                 Ok(())
             }
-            Request::Get { key } => self.get(id, key, out).await,
+            Request::Get { key } => {
+                self.queue_get(id, key, out).await;
+                self.run_reads(out).await;
+                Ok(())
+            }
             Request::Put { key, value } => {
                 let one = [BatchOp::Put { key, value }];
                 self.write(id, op, || one.iter().copied(), out).await
@@ -257,25 +271,26 @@ impl Run<'_> {
         ringkv_proto::stored_key(slot, key, &mut self.key);
     }
 
-    async fn get(
-        &mut self,
-        id: u64,
-        key: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), (ErrorCode, String)> {
-        self.stored_key(key)?;
+    /// Queues a GET; queued GETs are looked up together when a frame of another kind comes,
+    /// the queue is full or the wave ends, and answered in frame order.
+    async fn queue_get(&mut self, id: u64, key: &[u8], out: &mut Vec<u8>) {
+        if let Err((code, message)) = self.stored_key(key) {
+            self.run_reads(out).await;
+            bump(&self.shard.counters.errors, 1);
+            encode_error(out, id, opcode::GET, code, &message);
+            return;
+        }
         bump(&self.shard.counters.reads, 1);
-        // The value is copied from the engine straight into the response.
-        let started = begin_get_in_place(out, id);
-        match self.shard.db.get_into(&self.key, out).await {
-            Ok(found) => {
-                finish_get_in_place(out, started, found);
-                Ok(())
-            }
-            Err(e) => {
-                out.truncate(started.0);
-                Err((error_code(&e), e.to_string()))
-            }
+        self.reads.push(id, &self.key);
+        if self.reads.is_full() {
+            self.run_reads(out).await;
+        }
+    }
+
+    /// Looks up the queued GETs and appends their responses to `out`.
+    async fn run_reads(&mut self, out: &mut Vec<u8>) {
+        if !self.reads.is_empty() {
+            self.reads.run(self.shard, out).await;
         }
     }
 
@@ -288,22 +303,26 @@ impl Run<'_> {
         for key in keys.iter() {
             self.check_owner(slot_of(key))?;
         }
-        let start = out.len();
-        let mut writer = ValuesWriter::begin(out, id);
+        // The GET queue is empty here (`one` runs after it); it holds the stored keys.
         for key in keys.iter() {
             self.set_stored_key(slot_of(key), key);
-            bump(&self.shard.counters.reads, 1);
-            let slot = writer.begin_value(out);
-            match self.shard.db.get_into(&self.key, out).await {
-                Ok(found) => finish_value_in_place(out, slot, found),
-                Err(e) => {
-                    out.truncate(start);
-                    return Err((error_code(&e), e.to_string()));
-                }
+            self.reads.push(0, &self.key);
+        }
+        bump(&self.shard.counters.reads, self.reads.len() as u64);
+        let start = out.len();
+        let mut writer = ValuesWriter::begin(out, id);
+        let result = mget_values(self.shard, self.reads.keys(), &mut writer, out).await;
+        self.reads.clear();
+        match result {
+            Ok(()) => {
+                writer.finish(out);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
             }
         }
-        writer.finish(out);
-        Ok(())
     }
 
     /// Adds the ops of one frame to the merged batch. `ops` yields them afresh on each call

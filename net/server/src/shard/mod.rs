@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod exec;
 pub mod forward;
+pub mod reads;
 pub mod rebalance;
 pub mod slots;
 
@@ -95,6 +96,8 @@ pub struct Shard {
     pub open_connections: Cell<usize>,
     pub connections_changed: Notify,
     batch_pool: RefCell<Vec<WriteBatch>>,
+    /// GET queues of waves being executed, for reuse.
+    reads_pool: RefCell<Vec<reads::ReadGroup>>,
     pub started: Instant,
     pub admin_jobs: Rc<AdminJobs>,
     /// Slot states during moves, and admission epochs.
@@ -109,6 +112,9 @@ pub struct Shard {
 
 /// Most write batches kept for reuse.
 const BATCH_POOL_MAX: usize = 16;
+
+/// A GET queue holding more buffer than this (after a large MGET) is dropped, not pooled.
+const READS_KEEP_BYTES: usize = 256 << 10;
 
 impl Shard {
     #[allow(clippy::too_many_arguments)]
@@ -135,6 +141,7 @@ impl Shard {
             open_connections: Cell::new(0),
             connections_changed: Notify::default(),
             batch_pool: RefCell::new(Vec::new()),
+            reads_pool: RefCell::new(Vec::new()),
             started: Instant::now(),
             admin_jobs: Rc::default(),
             slots: slots::Slots::default(),
@@ -171,6 +178,18 @@ impl Shard {
 
     pub fn take_batch(&self) -> WriteBatch {
         self.batch_pool.borrow_mut().pop().unwrap_or_default()
+    }
+
+    pub fn take_reads(&self) -> reads::ReadGroup {
+        self.reads_pool.borrow_mut().pop().unwrap_or_default()
+    }
+
+    pub fn return_reads(&self, mut group: reads::ReadGroup) {
+        group.clear();
+        let mut pool = self.reads_pool.borrow_mut();
+        if pool.len() < BATCH_POOL_MAX && group.capacity_bytes() <= READS_KEEP_BYTES {
+            pool.push(group);
+        }
     }
 
     pub fn return_batch(&self, mut batch: WriteBatch) {

@@ -19,14 +19,16 @@
 //! the group's start, which is what a read of each key at that moment would see.
 
 use super::read;
-use super::Inner;
+use super::version::Version;
+use super::{Inner, MemState};
 use crate::error::Result;
 use crate::io::FileSystem;
-use crate::key::ValueKind;
+use crate::key::{SeqNo, ValueKind};
 use crate::sstable::block::prefetch_restarts;
 use crate::sstable::bloom::bloom_hash;
 use crate::sstable::table::Probe;
 use crate::sstable::Table;
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -34,6 +36,10 @@ use std::rc::Rc;
 /// miss buffers, few enough that the lines of the first key are still cached at the last
 /// stage.
 pub const GROUP: usize = 16;
+
+/// How many keys later stage 2 prefetches a block's restart entries: its restart array,
+/// prefetched when the block was found, must have arrived from memory by then.
+const RESTARTS_LAG: usize = 4;
 
 /// Receives the results of [`crate::Db::get_many_into`], in key order.
 pub trait GetManySink {
@@ -58,6 +64,33 @@ enum Plan<'v, F: FileSystem> {
     Deleted,
     /// Left to the ordinary read path.
     Slow,
+}
+
+/// Stage 2 for one key: what its memtable and bloom filters say, and if they point to a
+/// table, the block from the cache.
+fn plan<'v, F: FileSystem>(
+    version: &'v Version<F>,
+    active: &MemState,
+    immutables: &VecDeque<MemState>,
+    key: &[u8],
+    hash: u32,
+    seq: SeqNo,
+) -> Plan<'v, F> {
+    if active.mem.may_contain(hash) || immutables.iter().any(|m| m.mem.may_contain(hash)) {
+        return Plan::Slow;
+    }
+    let candidates = version.candidates(key, hash);
+    let Some(files) = candidates.files() else {
+        return Plan::Slow;
+    };
+    for f in files {
+        match f.table.probe_cached(key, hash, seq) {
+            Probe::Absent => {}
+            Probe::Cached(block) => return Plan::Cached(&f.table, block),
+            Probe::Unknown => return Plan::Slow,
+        }
+    }
+    Plan::Absent
 }
 
 /// Looks every key up as of the moment it runs and hands the results to `sink` in order.
@@ -100,33 +133,17 @@ async fn get_group<F: FileSystem>(
             }
             version.candidates(key, *hash);
         }
-        // Stage 2: the filters decide, or the first admitting table's block is found.
-        for ((key, &hash), plan) in keys.iter().zip(hashes.iter()).zip(plans.iter_mut()) {
-            if active.mem.may_contain(hash) || immutables.iter().any(|m| m.mem.may_contain(hash)) {
-                continue;
-            }
-            let candidates = version.candidates(key, hash);
-            let Some(files) = candidates.files() else {
-                continue;
-            };
-            *plan = Plan::Absent;
-            for f in files {
-                match f.table.probe_cached(key, hash, seq) {
-                    Probe::Absent => {}
-                    Probe::Cached(block) => {
-                        *plan = Plan::Cached(&f.table, block);
-                        break;
-                    }
-                    Probe::Unknown => {
-                        *plan = Plan::Slow;
-                        break;
-                    }
-                }
+        // Stage 2: the filters decide, or the first admitting table's block is found. Each
+        // key found in a block also prefetches the restart entries of the block found
+        // [`RESTARTS_LAG`] keys before it, whose restart array has had time to arrive.
+        for i in 0..keys.len() {
+            plans[i] = plan(&version, &active, &immutables, keys[i], hashes[i], seq);
+            if let Some(Plan::Cached(_, block)) = i.checked_sub(RESTARTS_LAG).map(|j| &plans[j]) {
+                prefetch_restarts(block);
             }
         }
     }
-    // Stage 3: the entries at each block's restart points.
-    for plan in &plans[..keys.len()] {
+    for plan in &plans[keys.len().saturating_sub(RESTARTS_LAG)..keys.len()] {
         if let Plan::Cached(_, block) = plan {
             prefetch_restarts(block);
         }

@@ -10,6 +10,12 @@
 //! block, not a separate slot record), the reference bits sit in a dense array beside the
 //! clock slots, and the key is hashed with one multiply-fold instead of a general hasher.
 //! Blocks are checksummed once, when they are read from disk, not on every hit.
+//!
+//! Hinted hits: each clock slot also holds its key and block, and [`BlockCache::get_hinted`]
+//! looks a block up by the slot it was last seen in (table indexes remember it per block,
+//! see [`crate::sstable::index`]): one read of one slot, which a batched lookup can prefetch
+//! ([`BlockCache::prefetch_slot`]), instead of a probe of the map. A slot reused for another
+//! block, or emptied, no longer matches the key, and the lookup falls back to the map.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -58,8 +64,8 @@ struct Inner {
     capacity_bytes: usize,
     used_bytes: usize,
     map: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>,
-    /// Clock slots: the key cached in each (`None` = free).
-    slots: Vec<Option<Key>>,
+    /// Clock slots: the key and block cached in each (`None` = free).
+    slots: Vec<Option<(Key, Rc<[u8]>)>>,
     /// Reference bit per slot (set by a hit, cleared by the passing hand).
     referenced: Vec<bool>,
     free: Vec<u32>,
@@ -104,6 +110,14 @@ impl BlockCache {
     /// Looks up a block; counts a hit or a miss.
     #[inline]
     pub fn get(&self, file_number: u64, offset: u64) -> Option<Rc<[u8]>> {
+        self.get_with_slot(file_number, offset)
+            .map(|(block, _)| block)
+    }
+
+    /// [`BlockCache::get`], also returning the slot that holds the block (a hint for
+    /// [`BlockCache::get_hinted`]).
+    #[inline]
+    pub fn get_with_slot(&self, file_number: u64, offset: u64) -> Option<(Rc<[u8]>, u32)> {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
         match inner.map.get(&(file_number, offset)) {
@@ -112,7 +126,7 @@ impl BlockCache {
                 if let Some(bit) = inner.referenced.get_mut(entry.slot as usize) {
                     *bit = true;
                 }
-                Some(entry.block.clone())
+                Some((entry.block.clone(), entry.slot))
             }
             None => {
                 inner.misses += 1;
@@ -121,22 +135,54 @@ impl BlockCache {
         }
     }
 
-    /// Inserts a block, evicting others to stay within capacity.
-    pub fn insert(&self, file_number: u64, offset: u64, block: Rc<[u8]>) {
+    /// Looks up a block that was last seen in slot `hint`: one read of that slot if it
+    /// still holds the block, else [`BlockCache::get_with_slot`]. Returns the block and the
+    /// slot that holds it now.
+    #[inline]
+    pub fn get_hinted(&self, file_number: u64, offset: u64, hint: u32) -> Option<(Rc<[u8]>, u32)> {
+        {
+            let mut inner = self.inner.borrow_mut();
+            let inner = &mut *inner;
+            if let Some(Some((key, block))) = inner.slots.get(hint as usize) {
+                if *key == (file_number, offset) {
+                    let block = block.clone();
+                    inner.hits += 1;
+                    inner.referenced[hint as usize] = true;
+                    return Some((block, hint));
+                }
+            }
+        }
+        self.get_with_slot(file_number, offset)
+    }
+
+    /// Prefetches slot `hint` for a [`BlockCache::get_hinted`] soon after.
+    #[inline]
+    pub fn prefetch_slot(&self, hint: u32) {
+        if let Some(slot) = self.inner.borrow().slots.get(hint as usize) {
+            crate::prefetch::prefetch_read(slot);
+        }
+    }
+
+    /// Inserts a block, evicting others to stay within capacity. Returns the slot that
+    /// holds it (`None` if it is not cached: larger than the whole cache).
+    pub fn insert(&self, file_number: u64, offset: u64, block: Rc<[u8]>) -> Option<u32> {
         let mut inner = self.inner.borrow_mut();
         let size = block.len();
-        if size > inner.capacity_bytes || inner.map.contains_key(&(file_number, offset)) {
-            return;
+        if size > inner.capacity_bytes {
+            return None;
+        }
+        if let Some(entry) = inner.map.get(&(file_number, offset)) {
+            return Some(entry.slot);
         }
         while inner.used_bytes + size > inner.capacity_bytes {
             if !inner.evict_one() {
-                return;
+                return None;
             }
         }
         let key = (file_number, offset);
         let slot = match inner.free.pop() {
             Some(i) => {
-                inner.slots[i as usize] = Some(key);
+                inner.slots[i as usize] = Some((key, block.clone()));
                 inner.referenced[i as usize] = false;
                 i
             }
@@ -144,9 +190,9 @@ impl BlockCache {
                 // Every slot holds a block of at least one byte or is free, so there are
                 // never more slots than a u32 counts for any cache this process can hold.
                 let Ok(i) = u32::try_from(inner.slots.len()) else {
-                    return;
+                    return None;
                 };
-                inner.slots.push(Some(key));
+                inner.slots.push(Some((key, block.clone())));
                 inner.referenced.push(false);
                 i
             }
@@ -154,6 +200,7 @@ impl BlockCache {
         inner.map.insert(key, Entry { block, slot });
         inner.used_bytes += size;
         debug_assert!(inner.used_bytes <= inner.capacity_bytes);
+        Some(slot)
     }
 
     /// Changes the capacity, evicting blocks until the cache fits in it.
@@ -196,7 +243,7 @@ impl BlockCache {
 
 impl Inner {
     fn remove_slot(&mut self, i: usize) {
-        if let Some(key) = self.slots[i].take() {
+        if let Some((key, _)) = self.slots[i].take() {
             if let Some(entry) = self.map.remove(&key) {
                 self.used_bytes -= entry.block.len();
             }
@@ -271,6 +318,35 @@ mod tests {
         cache.set_capacity(4_000);
         let s = cache.stats();
         assert!(s.used_bytes <= 4_000 && s.entries == 1, "{s:?}");
+    }
+
+    #[test]
+    fn hinted_lookups_follow_blocks_across_slot_reuse() {
+        let cache = BlockCache::new(6_000);
+        let a = cache.insert(1, 0, block(3000)).expect("cached");
+        let b = cache.insert(1, 1, block(3000)).expect("cached");
+        assert_ne!(a, b);
+        // Inserting again returns the slot it already has.
+        assert_eq!(cache.insert(1, 0, block(3000)), Some(a));
+        // A right hint, a wrong one (another block's slot), a slot out of range, none.
+        assert_eq!(cache.get_hinted(1, 0, a).map(|(_, s)| s), Some(a));
+        assert_eq!(cache.get_hinted(1, 0, b).map(|(_, s)| s), Some(a));
+        assert_eq!(cache.get_hinted(1, 0, 999).map(|(_, s)| s), Some(a));
+        assert_eq!(cache.get_hinted(1, 0, u32::MAX).map(|(_, s)| s), Some(a));
+        cache.prefetch_slot(a);
+        cache.prefetch_slot(u32::MAX);
+        // Evict block (1, 1) by reusing its slot for (2, 0): its old hint now names another
+        // block, and the lookup must not return that block.
+        assert!(cache.get(1, 0).is_some());
+        let c = cache.insert(2, 0, block(3000)).expect("cached");
+        assert_eq!(c, b, "the freed slot is reused");
+        assert!(cache.get_hinted(1, 1, b).is_none());
+        let (found, slot) = cache.get_hinted(2, 0, c).expect("cached");
+        assert_eq!((found.len(), slot), (3000, c));
+        // An oversized block is not cached and has no slot.
+        assert_eq!(cache.insert(3, 0, block(7_000)), None);
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses), (6, 1));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Point reads of many keys at once, with their cache misses overlapped.
 //!
 //! A point read whose data is cached is bound by memory latency, not by instructions: the
-//! memtable filter line, a bloom filter line, the index, the block cache's bucket and three or
-//! four lines of the data block each miss the CPU caches, and one lookup takes them one after
-//! another. Reads that arrive together (a wave of pipelined GETs, one MGET) are independent, so
-//! [`get_many_into`] walks them in stages over a group of up to [`GROUP`] keys: every key's
-//! filter lines are prefetched, then every key finds its block, then every block's restart
-//! entries are prefetched, then every key seeks in its block; each stage's loads were requested
-//! while the previous stage ran for the other keys.
+//! memtable filter line, a bloom filter line, the index, the block's index entry, the block
+//! cache's slot and two or three lines of the data block each miss the CPU caches, and one
+//! lookup takes them one after another. Reads that arrive together (a wave of pipelined GETs,
+//! one MGET) are independent, so [`get_many_into`] walks a group of up to [`GROUP`] keys in
+//! stages: every key's filter lines are prefetched; then, software-pipelined, each key is
+//! located in the index while earlier keys take the next steps (cache slot, block, restart
+//! entries), each step reading lines an earlier step prefetched; then every key seeks in its
+//! block.
 //!
 //! The stages settle a key only where that needs no waiting and no judgement: no memtable
 //! filter admits the key, and either no table's bloom filter does (not found) or the first
@@ -26,7 +27,7 @@ use crate::io::FileSystem;
 use crate::key::{SeqNo, ValueKind};
 use crate::sstable::block::prefetch_restarts;
 use crate::sstable::bloom::bloom_hash;
-use crate::sstable::table::Probe;
+use crate::sstable::table::Locate;
 use crate::sstable::Table;
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -37,9 +38,9 @@ use std::rc::Rc;
 /// stage.
 pub const GROUP: usize = 16;
 
-/// How many keys later stage 2 prefetches a block's restart entries: its restart array,
-/// prefetched when the block was found, must have arrived from memory by then.
-const RESTARTS_LAG: usize = 4;
+/// Keys between the steps of stage 2 (see `get_group`): enough work for a prefetched line
+/// to arrive from memory before the step that reads it.
+const LAG: usize = 2;
 
 /// Receives the results of [`crate::Db::get_many_into`], in key order.
 pub trait GetManySink {
@@ -56,7 +57,9 @@ pub trait GetManySink {
 enum Plan<'v, F: FileSystem> {
     /// No memtable or table can hold the key.
     Absent,
-    /// The one block to seek in, from `table`.
+    /// The one data block (by number) of `table` that can hold the key.
+    Located(&'v Table<F::File>, usize),
+    /// That block, from the cache.
     Cached(&'v Table<F::File>, Rc<[u8]>),
     /// The newest version is a put whose value is this range of this block.
     Found(Rc<[u8]>, Range<usize>),
@@ -67,8 +70,8 @@ enum Plan<'v, F: FileSystem> {
 }
 
 /// Stage 2 for one key: what its memtable and bloom filters say, and if they point to a
-/// table, the block from the cache.
-fn plan<'v, F: FileSystem>(
+/// table, which of its blocks.
+fn locate<'v, F: FileSystem>(
     version: &'v Version<F>,
     active: &MemState,
     immutables: &VecDeque<MemState>,
@@ -84,10 +87,10 @@ fn plan<'v, F: FileSystem>(
         return Plan::Slow;
     };
     for f in files {
-        match f.table.probe_cached(key, hash, seq) {
-            Probe::Absent => {}
-            Probe::Cached(block) => return Plan::Cached(&f.table, block),
-            Probe::Unknown => return Plan::Slow,
+        match f.table.locate(key, hash, seq) {
+            Locate::Absent => {}
+            Locate::Block(i) => return Plan::Located(&f.table, i),
+            Locate::Unknown => return Plan::Slow,
         }
     }
     Plan::Absent
@@ -133,19 +136,31 @@ async fn get_group<F: FileSystem>(
             }
             version.candidates(key, *hash);
         }
-        // Stage 2: the filters decide, or the first admitting table's block is found. Each
-        // key found in a block also prefetches the restart entries of the block found
-        // [`RESTARTS_LAG`] keys before it, whose restart array has had time to arrive.
-        for i in 0..keys.len() {
-            plans[i] = plan(&version, &active, &immutables, keys[i], hashes[i], seq);
-            if let Some(Plan::Cached(_, block)) = i.checked_sub(RESTARTS_LAG).map(|j| &plans[j]) {
+        // Stage 2, software-pipelined: key `i` is located (its index entry prefetched)
+        // while key `i - LAG` prefetches its cache slot, key `i - 2 * LAG` takes its block
+        // from the cache (prefetching the block's restart array) and key `i - 3 * LAG`
+        // prefetches the entries at the block's restart points. Each load was requested
+        // `LAG` keys' work earlier.
+        let n = keys.len();
+        for i in 0..n + 3 * LAG {
+            if i < n {
+                plans[i] = locate(&version, &active, &immutables, keys[i], hashes[i], seq);
+            }
+            if let Some(Plan::Located(table, b)) = i.checked_sub(LAG).and_then(|j| plans.get(j)) {
+                table.prefetch_cached(*b);
+            }
+            if let Some(plan) = i.checked_sub(2 * LAG).and_then(|j| plans.get_mut(j)) {
+                if let Plan::Located(table, b) = *plan {
+                    *plan = match table.cached_block(b) {
+                        Some(block) => Plan::Cached(table, block),
+                        None => Plan::Slow,
+                    };
+                }
+            }
+            if let Some(Plan::Cached(_, block)) = i.checked_sub(3 * LAG).and_then(|j| plans.get(j))
+            {
                 prefetch_restarts(block);
             }
-        }
-    }
-    for plan in &plans[keys.len().saturating_sub(RESTARTS_LAG)..keys.len()] {
-        if let Plan::Cached(_, block) = plan {
-            prefetch_restarts(block);
         }
     }
     // Stage 4: seek.
@@ -167,7 +182,7 @@ async fn get_group<F: FileSystem>(
                 out.extend_from_slice(&block[range]);
                 Ok(true)
             }
-            Plan::Cached(..) | Plan::Slow => {
+            Plan::Located(..) | Plan::Cached(..) | Plan::Slow => {
                 read::get_into(inner, key, inner.visible_seq.get(), out).await
             }
         };

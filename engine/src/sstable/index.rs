@@ -24,6 +24,7 @@
 use super::block::{compare_split, BlockCorruption, BlockIter};
 use super::handle::BlockHandle;
 use crate::key::{compare_bytes, compare_internal, parse_internal, user_key};
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
@@ -32,7 +33,7 @@ use std::rc::Rc;
 pub struct Index {
     keys: Vec<u8>,
     key_ends: Vec<u32>,
-    handles: Vec<BlockHandle>,
+    handles: Vec<Located>,
     /// Length of the user-key prefix shared by every key (stored at the start of `keys`).
     prefix_len: usize,
     /// Per key: user-key bytes `[prefix_len, prefix_len + 16)` as a big-endian word,
@@ -42,6 +43,22 @@ pub struct Index {
     /// The last word of each line of `word_lines` (padding included).
     line_last: Vec<u128>,
 }
+
+/// A data block's handle, and where the block cache last held it: a hint that lets a point
+/// lookup find a cached block with one read of the cache's slot (see
+/// [`crate::cache::BlockCache::get_hinted`]) instead of a hash-map probe. Fits the handle's
+/// padding: sixteen bytes, as the handle alone.
+#[derive(Debug)]
+struct Located {
+    offset: u64,
+    size: u32,
+    cache_slot: Cell<u32>,
+}
+
+const _: () = assert!(std::mem::size_of::<Located>() == 16);
+
+/// [`Located::cache_slot`] of a block not known to be cached.
+pub const NO_SLOT: u32 = u32::MAX;
 
 /// Words per [`WordLine`].
 const LINE_WORDS: usize = 4;
@@ -85,7 +102,11 @@ impl Index {
             }
             index.keys.extend_from_slice(key);
             index.key_ends.push(index.keys.len() as u32);
-            index.handles.push(handle);
+            index.handles.push(Located {
+                offset: handle.offset,
+                size: handle.size,
+                cache_slot: Cell::new(NO_SLOT),
+            });
             it.next()?;
         }
         if expected_offset != data_end {
@@ -175,7 +196,39 @@ impl Index {
     /// Handle of data block `i`.
     #[inline]
     pub fn handle(&self, i: usize) -> Option<BlockHandle> {
-        self.handles.get(i).copied()
+        self.handles.get(i).map(|l| BlockHandle {
+            offset: l.offset,
+            size: l.size,
+        })
+    }
+
+    /// Handle of data block `i` and the cache slot it was last seen in ([`NO_SLOT`] if
+    /// none).
+    #[inline]
+    pub fn handle_and_slot(&self, i: usize) -> Option<(BlockHandle, u32)> {
+        self.handles.get(i).map(|l| {
+            let handle = BlockHandle {
+                offset: l.offset,
+                size: l.size,
+            };
+            (handle, l.cache_slot.get())
+        })
+    }
+
+    /// Records the cache slot that holds data block `i`.
+    #[inline]
+    pub fn set_cache_slot(&self, i: usize, slot: u32) {
+        if let Some(l) = self.handles.get(i) {
+            l.cache_slot.set(slot);
+        }
+    }
+
+    /// Prefetches data block `i`'s entry (its handle and cache slot).
+    #[inline]
+    pub fn prefetch_handle(&self, i: usize) {
+        if let Some(l) = self.handles.get(i) {
+            crate::prefetch::prefetch_read(l);
+        }
     }
 
     /// The first data block whose last key is `>= target`: the only block that can hold the
@@ -257,7 +310,7 @@ impl Index {
     pub fn memory_bytes(&self) -> usize {
         self.keys.capacity()
             + self.key_ends.capacity() * std::mem::size_of::<u32>()
-            + self.handles.capacity() * std::mem::size_of::<BlockHandle>()
+            + self.handles.capacity() * std::mem::size_of::<Located>()
             + self.word_lines.capacity() * std::mem::size_of::<WordLine>()
             + self.line_last.capacity() * std::mem::size_of::<u128>()
     }

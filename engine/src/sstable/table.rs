@@ -13,7 +13,7 @@ use super::block::{seek_point, BlockCorruption, BlockIter};
 use super::bloom::{bloom_hash, BloomFilter};
 use super::footer::{Footer, FOOTER_LEN};
 use super::handle::{check_block, BlockHandle};
-use super::index::Index;
+use super::index::{Index, NO_SLOT};
 use super::iter::TableIter;
 use super::properties::Properties;
 use crate::cache::BlockCache;
@@ -24,14 +24,14 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
-/// Outcome of [`Table::probe_cached`].
-pub(crate) enum Probe {
+/// Outcome of [`Table::locate`].
+pub(crate) enum Locate {
     /// The bloom filter rules the key out.
     Absent,
-    /// The one block that can hold the key, from the cache.
-    Cached(Rc<[u8]>),
-    /// Not settled without waiting (the block is not cached, or the index has no block for
-    /// the key): look the key up with [`Table::get_into`].
+    /// The one data block (by number) that can hold the key.
+    Block(usize),
+    /// The index has no block for the key (it is past the table's last key): look it up
+    /// with [`Table::get_into`].
     Unknown,
 }
 
@@ -198,7 +198,7 @@ impl<F: StorageFile> Table<F> {
             return Ok(None);
         };
         let handle = self.data_handle(i)?;
-        let data = self.read_block(handle).await?;
+        let data = self.read_block_numbered(i, handle).await?;
         let mut key = self.scratch.take();
         let result = match seek_point(&data, &mut key, user_key_wanted, trailer) {
             Err(e) => Err(block_error(&self.file, handle, e)),
@@ -226,31 +226,46 @@ impl<F: StorageFile> Table<F> {
     }
 
     /// First step of a lookup that must not wait (one of many keys looked up together, see
-    /// `Db::get_many_into`): the bloom filter, then the index, then the block cache. A block
-    /// found in the cache has the lines a seek reads first prefetched, so that the misses of
-    /// many keys overlap before [`Table::seek_cached`] reads them.
-    pub(crate) fn probe_cached(&self, user: &[u8], hash: u32, snapshot_seq: SeqNo) -> Probe {
+    /// `Db::get_many_into`): the bloom filter, then the index, for the one data block that
+    /// can hold the key. Prefetches that block's index entry for [`Table::prefetch_cached`].
+    pub(crate) fn locate(&self, user: &[u8], hash: u32, snapshot_seq: SeqNo) -> Locate {
         if !self.filter.may_contain_hash(hash) {
-            return Probe::Absent;
+            return Locate::Absent;
         }
         let trailer = pack_trailer(snapshot_seq.min(crate::key::SEQ_MAX), ValueKind::Put);
-        let Some(handle) = self
-            .index
-            .find_split(user, trailer)
-            .and_then(|i| self.index.handle(i))
-        else {
-            return Probe::Unknown;
-        };
-        match self.cache.get(self.file_number, handle.offset) {
-            Some(block) => {
-                super::block::prefetch_layout(&block);
-                Probe::Cached(block)
+        match self.index.find_split(user, trailer) {
+            Some(i) => {
+                self.index.prefetch_handle(i);
+                Locate::Block(i)
             }
-            None => Probe::Unknown,
+            None => Locate::Unknown,
         }
     }
 
-    /// Second step after [`Probe::Cached`]: the newest version of `user` with sequence
+    /// Second step: prefetches the block cache slot that last held data block `i`.
+    pub(crate) fn prefetch_cached(&self, i: usize) {
+        if let Some((_, slot)) = self.index.handle_and_slot(i) {
+            if slot != NO_SLOT {
+                self.cache.prefetch_slot(slot);
+            }
+        }
+    }
+
+    /// Third step: data block `i` if it is cached (`None` if it must be read), with the
+    /// lines a seek reads first prefetched for [`Table::seek_cached`].
+    pub(crate) fn cached_block(&self, i: usize) -> Option<Rc<[u8]>> {
+        let (handle, hint) = self.index.handle_and_slot(i)?;
+        let (block, slot) = self
+            .cache
+            .get_hinted(self.file_number, handle.offset, hint)?;
+        if slot != hint {
+            self.index.set_cache_slot(i, slot);
+        }
+        super::block::prefetch_layout(&block);
+        Some(block)
+    }
+
+    /// Last step, after [`Table::cached_block`]: the newest version of `user` with sequence
     /// number `<= snapshot_seq` in `block`, as its kind and the range of its value in the
     /// block. `None` if the block does not settle it (the key is not in it, which a bloom
     /// false positive allows, or the block is malformed): [`Table::get_into`] then decides
@@ -357,6 +372,26 @@ impl<F: StorageFile> Table<F> {
         let block = self.read_block_from_disk(handle).await?;
         self.cache
             .insert(self.file_number, handle.offset, block.clone());
+        Ok(block)
+    }
+
+    /// [`Table::read_block`] for data block number `i` (whose handle is `handle`): uses and
+    /// keeps up to date the index's hint of where the cache holds it.
+    async fn read_block_numbered(&self, i: usize, handle: BlockHandle) -> Result<Rc<[u8]>> {
+        let hint = self.index.handle_and_slot(i).map_or(NO_SLOT, |(_, s)| s);
+        if let Some((block, slot)) = self.cache.get_hinted(self.file_number, handle.offset, hint) {
+            if slot != hint {
+                self.index.set_cache_slot(i, slot);
+            }
+            return Ok(block);
+        }
+        let block = self.read_block_from_disk(handle).await?;
+        if let Some(slot) = self
+            .cache
+            .insert(self.file_number, handle.offset, block.clone())
+        {
+            self.index.set_cache_slot(i, slot);
+        }
         Ok(block)
     }
 

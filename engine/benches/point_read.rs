@@ -1,7 +1,7 @@
 //! Criterion benchmark of point reads from the block cache, the shape a shard serves GETs
 //! in: about a million 16-byte keys with 100-byte values (about 120 MiB of blocks, all
 //! cached, far beyond the CPU caches), compacted into one level, with a tenth of the keys
-//! overwritten since and still in the memtable. Each iteration reads 16 random keys, either
+//! overwritten since and still in the memtable. Each iteration reads 32 random keys, either
 //! one `Db::get_into` after another or with one `Db::get_many_into`, which overlaps the
 //! lookups' cache misses.
 //!
@@ -18,7 +18,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 const VALUE_BYTES: usize = 100;
-const READS_PER_ITER: usize = 16;
+const READS_PER_ITER: usize = 32;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -108,7 +108,7 @@ async fn load(n: u64) -> Db<MemFs> {
 fn bench(c: &mut Criterion, db: &Db<MemFs>, n: u64) {
     let mut group = c.benchmark_group("point_read");
     group.throughput(Throughput::Elements(READS_PER_ITER as u64));
-    group.bench_function("get_into_x16", |b| {
+    group.bench_function("get_into_x32", |b| {
         let mut keys = Keys {
             state: 88172645463325252,
             n,
@@ -123,7 +123,7 @@ fn bench(c: &mut Criterion, db: &Db<MemFs>, n: u64) {
             black_box(found)
         })
     });
-    group.bench_function("get_many_into_x16", |b| {
+    group.bench_function("get_many_into_x32", |b| {
         let mut keys = Keys {
             state: 88172645463325252,
             n,

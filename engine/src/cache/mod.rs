@@ -163,6 +163,22 @@ impl BlockCache {
         }
     }
 
+    /// If slot `hint` holds block `(file_number, offset)`, prefetches the block's first and
+    /// last lines (its reference count and its restart array), without touching them: the
+    /// [`BlockCache::get_hinted`] that follows then finds them cached.
+    #[inline]
+    pub fn prefetch_block(&self, file_number: u64, offset: u64, hint: u32) {
+        if let Some(Some((key, block))) = self.inner.borrow().slots.get(hint as usize) {
+            if *key == (file_number, offset) {
+                // The counts sit just before the contents in the same allocation.
+                crate::prefetch::prefetch_read(block.as_ptr().wrapping_sub(16));
+                crate::prefetch::prefetch_read(
+                    block.as_ptr().wrapping_add(block.len()).wrapping_sub(1),
+                );
+            }
+        }
+    }
+
     /// Inserts a block, evicting others to stay within capacity. Returns the slot that
     /// holds it (`None` if it is not cached: larger than the whole cache).
     pub fn insert(&self, file_number: u64, offset: u64, block: Rc<[u8]>) -> Option<u32> {

@@ -36,7 +36,7 @@ use std::rc::Rc;
 /// Keys walked through the stages together: enough misses in flight to fill the CPU's
 /// miss buffers, few enough that the lines of the first key are still cached at the last
 /// stage.
-pub const GROUP: usize = 16;
+pub const GROUP: usize = 32;
 
 /// Keys between the steps of stage 2 (see `get_group`): enough work for a prefetched line
 /// to arrive from memory before the step that reads it.
@@ -137,19 +137,24 @@ async fn get_group<F: FileSystem>(
             version.candidates(key, *hash);
         }
         // Stage 2, software-pipelined: key `i` is located (its index entry prefetched)
-        // while key `i - LAG` prefetches its cache slot, key `i - 2 * LAG` takes its block
-        // from the cache (prefetching the block's restart array) and key `i - 3 * LAG`
-        // prefetches the entries at the block's restart points. Each load was requested
-        // `LAG` keys' work earlier.
+        // while key `i - LAG` prefetches its cache slot, key `i - 2 * LAG` its block's first
+        // and last lines, key `i - 3 * LAG` takes its block from the cache, key `i - 4 *
+        // LAG` prefetches the entries at the block's restart points and key `i - 5 * LAG`
+        // the run of entries its seek will scan. Each step reads what an earlier one
+        // prefetched `LAG` keys' work before.
         let n = keys.len();
-        for i in 0..n + 3 * LAG {
+        let step = |i: usize, k: usize| i.checked_sub(k * LAG).filter(|&j| j < n);
+        for i in 0..n + 5 * LAG {
             if i < n {
                 plans[i] = locate(&version, &active, &immutables, keys[i], hashes[i], seq);
             }
-            if let Some(Plan::Located(table, b)) = i.checked_sub(LAG).and_then(|j| plans.get(j)) {
+            if let Some(Plan::Located(table, b)) = step(i, 1).map(|j| &plans[j]) {
                 table.prefetch_cached(*b);
             }
-            if let Some(plan) = i.checked_sub(2 * LAG).and_then(|j| plans.get_mut(j)) {
+            if let Some(Plan::Located(table, b)) = step(i, 2).map(|j| &plans[j]) {
+                table.prefetch_block(*b);
+            }
+            if let Some(plan) = step(i, 3).map(|j| &mut plans[j]) {
                 if let Plan::Located(table, b) = *plan {
                     *plan = match table.cached_block(b) {
                         Some(block) => Plan::Cached(table, block),
@@ -157,9 +162,13 @@ async fn get_group<F: FileSystem>(
                     };
                 }
             }
-            if let Some(Plan::Cached(_, block)) = i.checked_sub(3 * LAG).and_then(|j| plans.get(j))
-            {
+            if let Some(Plan::Cached(_, block)) = step(i, 4).map(|j| &plans[j]) {
                 prefetch_restarts(block);
+            }
+            if let Some(j) = step(i, 5) {
+                if let Plan::Cached(table, block) = &plans[j] {
+                    table.prefetch_scan(block, keys[j], seq);
+                }
             }
         }
     }

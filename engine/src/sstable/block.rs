@@ -283,30 +283,11 @@ pub fn seek_point(
     user: &[u8],
     trailer: u64,
 ) -> Result<Option<PointEntry>, BlockCorruption> {
-    let (restarts_start, num_restarts) = parse_layout(data)?;
-    if num_restarts == 0 {
+    let Some((restarts_start, left)) = search_restarts(data, user, trailer)? else {
         return Ok(None);
-    }
+    };
     let entries = &data[..restarts_start];
-    // Offsets were validated by `parse_layout`; a failed read cannot happen, and would only
-    // lead to a corruption error from `decode_header`.
     let restart = |i: usize| read_u32(data, restarts_start + 4 * i).unwrap_or(u32::MAX) as usize;
-    let mut left = 0usize;
-    let mut right = num_restarts - 1;
-    while left < right {
-        let mid = left + (right - left).div_ceil(2);
-        let offset = restart(mid);
-        let header = decode_header(entries, offset)?;
-        if header.shared != 0 {
-            return corrupt(offset, "restart entry shares a prefix");
-        }
-        let restart_key = &entries[header.key_start..header.key_start + header.unshared];
-        if compare_split(restart_key, user, trailer) == Ordering::Less {
-            left = mid;
-        } else {
-            right = mid - 1;
-        }
-    }
     let start = restart(left);
     let mut offset = start;
     // Length of the previous key, the length of its common prefix with `user`, and its byte
@@ -417,6 +398,76 @@ fn seek_point_rebuilding(
         offset = header.value_end;
     }
     Ok(None)
+}
+
+/// The first step of [`seek_point`]: validates the layout and binary-searches the restart
+/// keys for the last restart point whose key is below `user || trailer` (the first point if
+/// none is). Returns where the restart array starts and that point's number; `None` for a
+/// block without entries.
+#[inline]
+fn search_restarts(
+    data: &[u8],
+    user: &[u8],
+    trailer: u64,
+) -> Result<Option<(usize, usize)>, BlockCorruption> {
+    let (restarts_start, num_restarts) = parse_layout(data)?;
+    if num_restarts == 0 {
+        return Ok(None);
+    }
+    let entries = &data[..restarts_start];
+    // Offsets were validated by `parse_layout`; a failed read cannot happen, and would only
+    // lead to a corruption error from `decode_header`.
+    let restart = |i: usize| read_u32(data, restarts_start + 4 * i).unwrap_or(u32::MAX) as usize;
+    let mut left = 0usize;
+    let mut right = num_restarts - 1;
+    while left < right {
+        let mid = left + (right - left).div_ceil(2);
+        let offset = restart(mid);
+        let header = decode_header(entries, offset)?;
+        if header.shared != 0 {
+            return corrupt(offset, "restart entry shares a prefix");
+        }
+        let restart_key = &entries[header.key_start..header.key_start + header.unshared];
+        if compare_split(restart_key, user, trailer) == Ordering::Less {
+            left = mid;
+        } else {
+            right = mid - 1;
+        }
+    }
+    Ok(Some((restarts_start, left)))
+}
+
+/// Most bytes of one restart interval [`prefetch_scan`] prefetches.
+const PREFETCH_SCAN_BYTES_MAX: usize = 4096;
+
+/// Prefetches the restart interval that [`seek_point`] will scan for `user || trailer`: its
+/// binary search over the restart keys (whose lines [`prefetch_restarts`] prefetched), then
+/// every line from that restart point to the next. A hint only: a malformed block
+/// prefetches nothing.
+#[inline]
+pub fn prefetch_scan(data: &[u8], user: &[u8], trailer: u64) {
+    let Ok(Some((restarts_start, left))) = search_restarts(data, user, trailer) else {
+        return;
+    };
+    let restart = |i: usize| read_u32(data, restarts_start + 4 * i).map(|r| r as usize);
+    let Some(start) = restart(left) else {
+        return;
+    };
+    // The restart array ends 4 bytes before the block does (at the count).
+    let next = if restarts_start + 4 * (left + 1) < data.len() - 4 {
+        restart(left + 1).unwrap_or(restarts_start)
+    } else {
+        restarts_start
+    };
+    let end = next
+        .min(restarts_start)
+        .min(start + PREFETCH_SCAN_BYTES_MAX);
+    // From the line after the restart entry's (prefetched already) to the interval's end.
+    let mut at = (start | 63) + 1;
+    while at < end {
+        crate::prefetch::prefetch_read(data[at..].as_ptr());
+        at += 64;
+    }
 }
 
 /// Prefetches the lines [`seek_point`] reads first: the restart array at the block's end and

@@ -251,7 +251,16 @@ impl<F: StorageFile> Table<F> {
         }
     }
 
-    /// Third step: data block `i` if it is cached (`None` if it must be read), with the
+    /// Third step: prefetches the first and last lines of data block `i` if the cache slot
+    /// prefetched in the second step holds it.
+    pub(crate) fn prefetch_block(&self, i: usize) {
+        if let Some((handle, slot)) = self.index.handle_and_slot(i) {
+            self.cache
+                .prefetch_block(self.file_number, handle.offset, slot);
+        }
+    }
+
+    /// Fourth step: data block `i` if it is cached (`None` if it must be read), with the
     /// lines a seek reads first prefetched for [`Table::seek_cached`].
     pub(crate) fn cached_block(&self, i: usize) -> Option<Rc<[u8]>> {
         let (handle, hint) = self.index.handle_and_slot(i)?;
@@ -263,6 +272,14 @@ impl<F: StorageFile> Table<F> {
         }
         super::block::prefetch_layout(&block);
         Some(block)
+    }
+
+    /// Fifth step, once the block's restart entries are cached
+    /// ([`super::block::prefetch_restarts`]): prefetches the run of entries a seek for
+    /// `user` will scan.
+    pub(crate) fn prefetch_scan(&self, block: &[u8], user: &[u8], snapshot_seq: SeqNo) {
+        let trailer = pack_trailer(snapshot_seq.min(crate::key::SEQ_MAX), ValueKind::Put);
+        super::block::prefetch_scan(block, user, trailer);
     }
 
     /// Last step, after [`Table::cached_block`]: the newest version of `user` with sequence

@@ -19,7 +19,7 @@ use crate::latency::{new_histogram, record};
 use crate::mix::{Coverage, OpKind, Spec};
 use crate::run::{LoadArgs, Protocol};
 use crate::verify::{judge, stamp, Verdict};
-use crate::wire::{Native, Outcome, Resp, Wire};
+use crate::wire::{Native, Outcome, Puts, Resp, Wire};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use ringkv_client::Connection;
@@ -148,8 +148,8 @@ pub struct Driver<'a> {
     next_due: Instant,
     values: Vec<u8>,
     key: Vec<u8>,
-    keys_buf: Vec<u8>,
-    values_buf: Vec<u8>,
+    /// The puts of the frame being sent (reused).
+    puts: Puts,
     fds: Vec<libc::pollfd>,
     /// Scratch: which connections of a session take frames this round.
     open: Vec<bool>,
@@ -221,8 +221,7 @@ impl<'a> Driver<'a> {
             next_due: now,
             values,
             key: Vec::with_capacity(load.key_size),
-            keys_buf: Vec::new(),
-            values_buf: Vec::new(),
+            puts: Puts::default(),
             fds: Vec::new(),
             open: Vec::new(),
             fd_owner: Vec::new(),
@@ -367,9 +366,14 @@ impl<'a> Driver<'a> {
         );
         for (wire, &open) in open.iter().enumerate() {
             while open && self.has_room(s, wire) {
-                let Some(op) = self.sessions[s].queued[wire].pop_front() else {
+                let Some(mut op) = self.sessions[s].queued[wire].pop_front() else {
                     break;
                 };
+                // Closed loop: an operation is due when it is sent, not when it was made
+                // and queued behind a full window.
+                if self.interval.is_none() {
+                    op.due = now;
+                }
                 self.issue(s, wire, op)?;
             }
         }
@@ -493,13 +497,9 @@ impl<'a> Driver<'a> {
     /// frame's id and its key and value bytes.
     fn send_puts(&mut self, s: usize, wire: usize, ops: &[Op]) -> Result<(u64, u64)> {
         let load = self.plan.load;
-        let key_size = load.key_size;
-        self.keys_buf.clear();
-        self.values_buf.clear();
-        let mut lengths = Vec::with_capacity(ops.len());
+        self.puts.clear();
         for op in ops {
-            make_key(op.index, key_size, &mut self.key);
-            self.keys_buf.extend_from_slice(&self.key);
+            make_key(op.index, load.key_size, &mut self.key);
             let len = if load.value_size.max > load.value_size.min {
                 load.value_size.min
                     + self
@@ -510,28 +510,18 @@ impl<'a> Driver<'a> {
                 load.value_size.max
             };
             let offset = self.rng.below(4096) as usize;
-            let at = self.values_buf.len();
-            self.values_buf
-                .extend_from_slice(&self.values[offset..offset + len]);
-            if load.verify {
-                stamp(&mut self.values_buf[at..], &self.key, self.plan.version);
-            }
-            lengths.push(len);
+            let source = &self.values[offset..offset + len];
+            let (key, verify, version) = (&self.key, load.verify, self.plan.version);
+            self.puts.push(key, |values| {
+                let at = values.len();
+                values.extend_from_slice(source);
+                if verify {
+                    stamp(&mut values[at..], key, version);
+                }
+            });
         }
-        let mut at = 0;
-        let puts: Vec<(&[u8], &[u8])> = self
-            .keys_buf
-            .chunks_exact(key_size)
-            .zip(&lengths)
-            .map(|(key, &len)| {
-                let value = &self.values_buf[at..at + len];
-                at += len;
-                (key, value)
-            })
-            .collect();
-        let id = self.sessions[s].wires[wire].send_puts(&puts)?;
-        let bytes = (ops.len() * key_size + lengths.iter().sum::<usize>()) as u64;
-        Ok((id, bytes))
+        let id = self.sessions[s].wires[wire].send_puts(&self.puts)?;
+        Ok((id, self.puts.bytes()))
     }
 
     /// Receives the answers on the connections the last poll found ready (one read each,

@@ -44,7 +44,7 @@ pub trait Wire: AsRawFd + Send {
     /// Queues a GET of `key`; returns its id.
     fn send_get(&mut self, key: &[u8]) -> Result<u64>;
     /// Queues one frame of puts; returns its id.
-    fn send_puts(&mut self, puts: &[(&[u8], &[u8])]) -> Result<u64>;
+    fn send_puts(&mut self, puts: &Puts) -> Result<u64>;
     /// Queues a scan of up to `limit` keys from `start` on (in the native protocol: within
     /// `start`'s slot, in key order); returns its id.
     fn send_scan(&mut self, start: &[u8], limit: u32) -> Result<u64>;
@@ -54,6 +54,56 @@ pub trait Wire: AsRawFd + Send {
     fn try_recv(&mut self) -> Result<Option<(u64, Outcome)>>;
     /// The next answer if one is already buffered (no system call).
     fn try_recv_buffered(&mut self) -> Result<Option<(u64, Outcome)>>;
+}
+
+/// The puts of one frame, gathered into buffers the driver reuses (no allocation per frame
+/// once they have grown): keys back to back, values back to back, and each value's length.
+#[derive(Default)]
+pub struct Puts {
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    values: Vec<u8>,
+    value_ends: Vec<usize>,
+}
+
+impl Puts {
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.key_ends.clear();
+        self.values.clear();
+        self.value_ends.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.key_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key_ends.is_empty()
+    }
+
+    /// Adds a put of `key`; its value is appended by `write_value` to the values buffer.
+    pub fn push(&mut self, key: &[u8], write_value: impl FnOnce(&mut Vec<u8>)) {
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len());
+        write_value(&mut self.values);
+        self.value_ends.push(self.values.len());
+    }
+
+    /// Key and value bytes in all.
+    pub fn bytes(&self) -> u64 {
+        (self.keys.len() + self.values.len()) as u64
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let starts = |ends: &[usize], i: usize| if i == 0 { 0 } else { ends[i - 1] };
+        (0..self.len()).map(move |i| {
+            (
+                &self.keys[starts(&self.key_ends, i)..self.key_ends[i]],
+                &self.values[starts(&self.value_ends, i)..self.value_ends[i]],
+            )
+        })
+    }
 }
 
 /// The native protocol, on one shard's connection.
@@ -89,9 +139,9 @@ impl Wire for Native {
         Ok(self.conn.send_get(key)?)
     }
 
-    fn send_puts(&mut self, puts: &[(&[u8], &[u8])]) -> Result<u64> {
+    fn send_puts(&mut self, puts: &Puts) -> Result<u64> {
         let mut batch = self.conn.begin_batch();
-        for (key, value) in puts {
+        for (key, value) in puts.iter() {
             batch.put(key, value)?;
         }
         Ok(batch.finish()?)
@@ -312,11 +362,11 @@ impl Wire for Resp {
         Ok(self.queue(1))
     }
 
-    fn send_puts(&mut self, puts: &[(&[u8], &[u8])]) -> Result<u64> {
+    fn send_puts(&mut self, puts: &Puts) -> Result<u64> {
         if puts.is_empty() {
             bail!("an empty group of puts");
         }
-        for (key, value) in puts {
+        for (key, value) in puts.iter() {
             self.command(&[b"SET", key, value]);
         }
         Ok(self.queue(puts.len()))

@@ -116,23 +116,43 @@ pub fn decimal_digits(mut n: u64) -> usize {
     digits
 }
 
-/// Appends the key of `index`: zero-padded decimal, `key_size` bytes.
+/// "00" to "99", for writing decimals two digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends the key of `index`: zero-padded decimal, `key_size` bytes. (Called once per
+/// operation: the digits are made two at a time, right to left, in one pass.)
 ///
 /// # Panics
 /// If `index` needs more than `key_size` digits (the command line rejects such runs).
 pub fn write_key(index: u64, key_size: usize, out: &mut Vec<u8>) {
-    let digits = decimal_digits(index);
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = index;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
+    let written = &digits[at..];
     assert!(
-        digits <= key_size,
+        written.len() <= key_size,
         "index {index} does not fit {key_size} bytes"
     );
-    let start = out.len();
-    out.resize(start + key_size, b'0');
-    let mut n = index;
-    for slot in out[start..].iter_mut().rev().take(digits) {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
+    out.resize(out.len() + key_size - written.len(), b'0');
+    out.extend_from_slice(written);
 }
 
 /// A pool of random bytes that values are sliced from (incompressible, like production
@@ -180,6 +200,25 @@ mod tests {
         assert_eq!(out, b"000");
         write_key(999, 3, &mut out);
         assert_eq!(out, b"000999");
+    }
+
+    #[test]
+    fn keys_match_formatted_decimals() {
+        let mut out = Vec::new();
+        let mut n = 1u64;
+        let mut samples = vec![0, 9, 10, 99, 100, 101, 1_000_000_007, u64::MAX];
+        while let Some(next) = n.checked_mul(3) {
+            samples.extend([n - 1, n, n + 1]);
+            n = next;
+        }
+        for index in samples {
+            let digits = decimal_digits(index);
+            for key_size in [digits, digits + 1, 24] {
+                out.clear();
+                write_key(index, key_size, &mut out);
+                assert_eq!(out, format!("{index:0key_size$}").into_bytes(), "{index}");
+            }
+        }
     }
 
     #[test]

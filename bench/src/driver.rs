@@ -14,6 +14,7 @@
 //! so a slow server cannot hide its queueing (no coordinated omission). A BATCH frame's
 //! latency is counted from its first operation's due time, for each operation in it.
 
+use crate::inflight::InFlight;
 use crate::keys::{make_key, permute, KeyChooser, Rng};
 use crate::latency::{new_histogram, record};
 use crate::mix::{Coverage, OpKind, Spec};
@@ -24,7 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use ringkv_client::Connection;
 use ringkv_proto::Topology;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -102,32 +103,9 @@ struct Frame {
     bytes: u64,
 }
 
-/// Hashes request ids (small, consecutive integers) with one multiplication: the map's
-/// hashing was the generator's largest cost with SipHash.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 struct Session {
     wires: Vec<Box<dyn Wire>>,
-    in_flight: Vec<IdMap<Frame>>,
+    in_flight: Vec<InFlight<Frame>>,
     /// Puts gathered for the next BATCH frame, per connection.
     batch: Vec<Vec<Op>>,
     /// Operations waiting for room on their connection (at most `--pipeline` each).
@@ -200,7 +178,7 @@ impl<'a> Driver<'a> {
             let n = wires.len();
             all.push(Session {
                 wires,
-                in_flight: (0..n).map(|_| IdMap::default()).collect(),
+                in_flight: (0..n).map(|_| InFlight::default()).collect(),
                 batch: (0..n).map(|_| Vec::new()).collect(),
                 queued: (0..n).map(|_| VecDeque::new()).collect(),
             });
@@ -450,11 +428,11 @@ impl<'a> Driver<'a> {
         match op.kind {
             OpKind::Get | OpKind::Rmw => {
                 let id = session.wires[wire].send_get(&self.key)?;
-                session.in_flight[wire].insert(id, frame(1, 0));
+                session.in_flight[wire].insert(id, frame(1, 0))?;
             }
             OpKind::Scan => {
                 let id = session.wires[wire].send_scan(&self.key, op.scan_len)?;
-                session.in_flight[wire].insert(id, frame(1, 0));
+                session.in_flight[wire].insert(id, frame(1, 0))?;
             }
             OpKind::Put | OpKind::Insert => {
                 session.batch[wire].push(op);
@@ -486,7 +464,7 @@ impl<'a> Driver<'a> {
                 rmw_write: false,
                 bytes,
             },
-        );
+        )?;
         let mut ops = ops;
         ops.clear();
         session.batch[wire] = ops;
@@ -576,7 +554,7 @@ impl<'a> Driver<'a> {
         now: Instant,
     ) -> Result<()> {
         let frame = self.sessions[s].in_flight[wire]
-            .remove(&id)
+            .remove(id)
             .ok_or_else(|| anyhow!("an answer to unknown request id {id}"))?;
         if frame.kind == OpKind::Rmw && !frame.rmw_write && !matches!(outcome, Outcome::Error(_)) {
             // The read answered: now the write, still timed from the read's due time.
@@ -594,7 +572,7 @@ impl<'a> Driver<'a> {
                     bytes,
                     ..frame
                 },
-            );
+            )?;
             return Ok(());
         }
         if let Some(expected) = self.plan.check {

@@ -9,6 +9,7 @@
 mod compare;
 mod driver;
 mod embedded;
+mod inflight;
 mod keys;
 mod latency;
 mod live;

@@ -7,7 +7,9 @@ use crate::io::MemFs;
 use crate::wal::Durability;
 use std::path::Path;
 
-fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+/// Runs `f` on a fresh glommio executor with a small I/O memory (shared with the other
+/// `db` test modules).
+pub(super) fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(1 << 20)
         .make()

@@ -2,19 +2,12 @@
 //! shortcuts agree with [`Db::get_into`] wherever the newest version lives, a corrupt block
 //! is an error for its key only, and a sink can stop the walk.
 
+use super::get_into_tests::run;
 use super::{Db, DbOptions, GetManySink};
 use crate::error::{Error, Result};
 use crate::io::MemFs;
 use crate::wal::Durability;
 use std::path::Path;
-
-fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("glommio executor")
-        .run(f)
-}
 
 fn options() -> DbOptions {
     DbOptions {

@@ -163,18 +163,20 @@ impl BlockCache {
         }
     }
 
-    /// If slot `hint` holds block `(file_number, offset)`, prefetches the block's first and
-    /// last lines (its reference count and its restart array), without touching them: the
-    /// [`BlockCache::get_hinted`] that follows then finds them cached.
+    /// If slot `hint` holds block `(file_number, offset)`, prefetches the lines of the block
+    /// that a point lookup reads first: its reference count (which taking the block
+    /// increments), its first entry and its restart array at the end; without touching them,
+    /// so the [`BlockCache::get_hinted`] and the seek that follow find them cached.
     #[inline]
     pub fn prefetch_block(&self, file_number: u64, offset: u64, hint: u32) {
         if let Some(Some((key, block))) = self.inner.borrow().slots.get(hint as usize) {
             if *key == (file_number, offset) {
-                // The counts sit just before the contents in the same allocation.
-                crate::prefetch::prefetch_read(block.as_ptr().wrapping_sub(16));
-                crate::prefetch::prefetch_read(
-                    block.as_ptr().wrapping_add(block.len()).wrapping_sub(1),
-                );
+                let start = block.as_ptr();
+                // The counts sit just before the contents in the same allocation (a hint: a
+                // wrong address would only be a useless prefetch).
+                crate::prefetch::prefetch_read(start.wrapping_sub(16));
+                crate::prefetch::prefetch_read(start);
+                crate::prefetch::prefetch_read(start.wrapping_add(block.len()).wrapping_sub(1));
             }
         }
     }

@@ -20,7 +20,7 @@
 //! the group's start, which is what a read of each key at that moment would see.
 
 use super::read;
-use super::version::Version;
+use super::version::Candidates;
 use super::{Inner, MemState};
 use crate::error::Result;
 use crate::io::FileSystem;
@@ -69,10 +69,10 @@ enum Plan<'v, F: FileSystem> {
     Slow,
 }
 
-/// Stage 2 for one key: what its memtable and bloom filters say, and if they point to a
-/// table, which of its blocks.
+/// Stage 2 for one key: what its memtable and bloom filters say, and if they point to one
+/// of its `candidates` (from stage 1), which of that table's blocks.
 fn locate<'v, F: FileSystem>(
-    version: &'v Version<F>,
+    candidates: &Candidates<'v, F>,
     active: &MemState,
     immutables: &VecDeque<MemState>,
     key: &[u8],
@@ -82,7 +82,6 @@ fn locate<'v, F: FileSystem>(
     if active.mem.may_contain(hash) || immutables.iter().any(|m| m.mem.may_contain(hash)) {
         return Plan::Slow;
     }
-    let candidates = version.candidates(key, hash);
     let Some(files) = candidates.files() else {
         return Plan::Slow;
     };
@@ -127,14 +126,20 @@ async fn get_group<F: FileSystem>(
     {
         let active = inner.active.borrow();
         let immutables = inner.immutables.borrow();
-        // Stage 1: the memtable filter lines and (through `candidates`) the bloom lines.
-        for (key, hash) in keys.iter().zip(hashes.iter_mut()) {
+        // Stage 1: the memtable filter lines and each key's candidate tables, whose bloom
+        // lines `candidates` prefetches.
+        let mut candidates: [Option<Candidates<'_, F>>; GROUP] = std::array::from_fn(|_| None);
+        for ((key, hash), c) in keys
+            .iter()
+            .zip(hashes.iter_mut())
+            .zip(candidates.iter_mut())
+        {
             *hash = bloom_hash(key);
             active.mem.prefetch_filters(*hash);
             for m in immutables.iter() {
                 m.mem.prefetch_filters(*hash);
             }
-            version.candidates(key, *hash);
+            *c = Some(version.candidates(key, *hash));
         }
         // Stage 2, software-pipelined: key `i` is located (its index entry prefetched)
         // while key `i - LAG` prefetches its cache slot, key `i - 2 * LAG` its block's first
@@ -145,8 +150,8 @@ async fn get_group<F: FileSystem>(
         let n = keys.len();
         let step = |i: usize, k: usize| i.checked_sub(k * LAG).filter(|&j| j < n);
         for i in 0..n + 5 * LAG {
-            if i < n {
-                plans[i] = locate(&version, &active, &immutables, keys[i], hashes[i], seq);
+            if let Some(Some(c)) = candidates.get(i).filter(|_| i < n) {
+                plans[i] = locate(c, &active, &immutables, keys[i], hashes[i], seq);
             }
             if let Some(Plan::Located(table, b)) = step(i, 1).map(|j| &plans[j]) {
                 table.prefetch_cached(*b);

@@ -283,7 +283,7 @@ pub fn seek_point(
     user: &[u8],
     trailer: u64,
 ) -> Result<Option<PointEntry>, BlockCorruption> {
-    let Some((restarts_start, left)) = search_restarts(data, user, trailer)? else {
+    let Some((restarts_start, _, left)) = search_restarts(data, user, trailer)? else {
         return Ok(None);
     };
     let entries = &data[..restarts_start];
@@ -402,14 +402,14 @@ fn seek_point_rebuilding(
 
 /// The first step of [`seek_point`]: validates the layout and binary-searches the restart
 /// keys for the last restart point whose key is below `user || trailer` (the first point if
-/// none is). Returns where the restart array starts and that point's number; `None` for a
-/// block without entries.
+/// none is). Returns where the restart array starts, how many points it has and that
+/// point's number; `None` for a block without entries.
 #[inline]
 fn search_restarts(
     data: &[u8],
     user: &[u8],
     trailer: u64,
-) -> Result<Option<(usize, usize)>, BlockCorruption> {
+) -> Result<Option<(usize, usize, usize)>, BlockCorruption> {
     let (restarts_start, num_restarts) = parse_layout(data)?;
     if num_restarts == 0 {
         return Ok(None);
@@ -434,7 +434,7 @@ fn search_restarts(
             right = mid - 1;
         }
     }
-    Ok(Some((restarts_start, left)))
+    Ok(Some((restarts_start, num_restarts, left)))
 }
 
 /// Most bytes of one restart interval [`prefetch_scan`] prefetches.
@@ -446,37 +446,25 @@ const PREFETCH_SCAN_BYTES_MAX: usize = 4096;
 /// prefetches nothing.
 #[inline]
 pub fn prefetch_scan(data: &[u8], user: &[u8], trailer: u64) {
-    let Ok(Some((restarts_start, left))) = search_restarts(data, user, trailer) else {
+    let Ok(Some((restarts_start, num_restarts, left))) = search_restarts(data, user, trailer)
+    else {
         return;
     };
-    let restart = |i: usize| read_u32(data, restarts_start + 4 * i).map(|r| r as usize);
-    let Some(start) = restart(left) else {
-        return;
-    };
-    // The restart array ends 4 bytes before the block does (at the count).
-    let next = if restarts_start + 4 * (left + 1) < data.len() - 4 {
-        restart(left + 1).unwrap_or(restarts_start)
+    // `parse_layout` checked every restart offset, so these reads succeed.
+    let restart =
+        |i: usize| read_u32(data, restarts_start + 4 * i).map_or(restarts_start, |r| r as usize);
+    let start = restart(left);
+    let next = if left + 1 < num_restarts {
+        restart(left + 1)
     } else {
         restarts_start
     };
-    let end = next
-        .min(restarts_start)
-        .min(start + PREFETCH_SCAN_BYTES_MAX);
+    let end = next.min(start + PREFETCH_SCAN_BYTES_MAX);
     // From the line after the restart entry's (prefetched already) to the interval's end.
     let mut at = (start | 63) + 1;
     while at < end {
         crate::prefetch::prefetch_read(data[at..].as_ptr());
         at += 64;
-    }
-}
-
-/// Prefetches the lines [`seek_point`] reads first: the restart array at the block's end and
-/// the first entry. For lookups of many keys at once ([`prefetch_restarts`] follows).
-#[inline]
-pub fn prefetch_layout(data: &[u8]) {
-    if let Some(last) = data.len().checked_sub(4) {
-        crate::prefetch::prefetch_read(data[last..].as_ptr());
-        crate::prefetch::prefetch_read(data.as_ptr());
     }
 }
 
@@ -489,11 +477,12 @@ const PREFETCH_RESTARTS_MAX: usize = 8;
 const PREFETCH_LINES_PER_RESTART: usize = 2;
 
 /// Prefetches the entries at the block's restart points (the keys [`seek_point`] compares
-/// and the run it scans), reading the restart array, which [`prefetch_layout`] prefetched. A
-/// hint only: a malformed block prefetches nothing, and [`seek_point`] reports it.
+/// and the run it scans), reading the restart array, which should be cached by then (see
+/// [`crate::cache::BlockCache::prefetch_block`]). A hint only: a malformed block prefetches
+/// nothing, and [`seek_point`] reports it.
 #[inline]
 pub fn prefetch_restarts(data: &[u8]) {
-    let Ok((restarts_start, num_restarts)) = parse_layout_unchecked(data) else {
+    let Ok((restarts_start, num_restarts)) = parse_layout(data) else {
         return;
     };
     if num_restarts > PREFETCH_RESTARTS_MAX {
@@ -507,18 +496,6 @@ pub fn prefetch_restarts(data: &[u8]) {
             }
         }
     }
-}
-
-/// Where the restart array starts and how many points it has, without checking the points
-/// (for hints; lookups use [`parse_layout`]).
-#[inline]
-fn parse_layout_unchecked(data: &[u8]) -> Result<(usize, usize), ()> {
-    let count_at = data.len().checked_sub(4).ok_or(())?;
-    let num_restarts = read_u32(data, count_at).ok_or(())? as usize;
-    if num_restarts > count_at / 4 {
-        return Err(());
-    }
-    Ok((count_at - 4 * num_restarts, num_restarts))
 }
 
 /// Length of the common prefix of `a` and `b`, eight bytes at a time.

@@ -166,7 +166,7 @@ impl<F: StorageFile> TableIter<F> {
         self.block.invalidate();
         let handle = self.table.data_handle(i)?;
         let data = match self.readahead.as_mut() {
-            None => self.table.read_block(handle).await?,
+            None => self.table.read_block(i).await?,
             Some(ahead) => {
                 if !ahead.covers(handle) {
                     // Block `i` and the blocks after it, as many whole ones as fit.

@@ -198,7 +198,7 @@ impl<F: StorageFile> Table<F> {
             return Ok(None);
         };
         let handle = self.data_handle(i)?;
-        let data = self.read_block_numbered(i, handle).await?;
+        let data = self.read_block(i).await?;
         let mut key = self.scratch.take();
         let result = match seek_point(&data, &mut key, user_key_wanted, trailer) {
             Err(e) => Err(block_error(&self.file, handle, e)),
@@ -260,21 +260,7 @@ impl<F: StorageFile> Table<F> {
         }
     }
 
-    /// Fourth step: data block `i` if it is cached (`None` if it must be read), with the
-    /// lines a seek reads first prefetched for [`Table::seek_cached`].
-    pub(crate) fn cached_block(&self, i: usize) -> Option<Rc<[u8]>> {
-        let (handle, hint) = self.index.handle_and_slot(i)?;
-        let (block, slot) = self
-            .cache
-            .get_hinted(self.file_number, handle.offset, hint)?;
-        if slot != hint {
-            self.index.set_cache_slot(i, slot);
-        }
-        super::block::prefetch_layout(&block);
-        Some(block)
-    }
-
-    /// Fifth step, once the block's restart entries are cached
+    /// Fifth step (after [`Table::cached_block`]), once the block's restart entries are cached
     /// ([`super::block::prefetch_restarts`]): prefetches the run of entries a seek for
     /// `user` will scan.
     pub(crate) fn prefetch_scan(&self, block: &[u8], user: &[u8], snapshot_seq: SeqNo) {
@@ -381,25 +367,11 @@ impl<F: StorageFile> Table<F> {
         })
     }
 
-    /// Contents of a data block: from the cache, or read, checked and cached.
-    pub(super) async fn read_block(&self, handle: BlockHandle) -> Result<Rc<[u8]>> {
-        if let Some(block) = self.cache.get(self.file_number, handle.offset) {
-            return Ok(block);
-        }
-        let block = self.read_block_from_disk(handle).await?;
-        self.cache
-            .insert(self.file_number, handle.offset, block.clone());
-        Ok(block)
-    }
-
-    /// [`Table::read_block`] for data block number `i` (whose handle is `handle`): uses and
-    /// keeps up to date the index's hint of where the cache holds it.
-    async fn read_block_numbered(&self, i: usize, handle: BlockHandle) -> Result<Rc<[u8]>> {
-        let hint = self.index.handle_and_slot(i).map_or(NO_SLOT, |(_, s)| s);
-        if let Some((block, slot)) = self.cache.get_hinted(self.file_number, handle.offset, hint) {
-            if slot != hint {
-                self.index.set_cache_slot(i, slot);
-            }
+    /// Contents of data block `i`: from the cache, or read, checked and cached. Uses and
+    /// keeps up to date the index's hint of the cache slot that holds it.
+    pub(super) async fn read_block(&self, i: usize) -> Result<Rc<[u8]>> {
+        let handle = self.data_handle(i)?;
+        if let Some(block) = self.cached_block(i) {
             return Ok(block);
         }
         let block = self.read_block_from_disk(handle).await?;
@@ -410,6 +382,20 @@ impl<F: StorageFile> Table<F> {
             self.index.set_cache_slot(i, slot);
         }
         Ok(block)
+    }
+
+    /// Data block `i` if the cache holds it, looked up through the index's hint of its slot
+    /// (corrected when the block has moved). Also the fourth step of a batched lookup, whose
+    /// third step prefetched the block's first and last lines.
+    pub(crate) fn cached_block(&self, i: usize) -> Option<Rc<[u8]>> {
+        let (handle, hint) = self.index.handle_and_slot(i)?;
+        let (block, slot) = self
+            .cache
+            .get_hinted(self.file_number, handle.offset, hint)?;
+        if slot != hint {
+            self.index.set_cache_slot(i, slot);
+        }
+        Some(block)
     }
 
     /// Reads the file bytes `[offset, offset + len)` in one request, bypassing the cache

@@ -254,19 +254,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn stored_key(&mut self, key: &[u8]) -> Result<(), (ErrorCode, String)> {
-        let slot = slot_of(key);
-        self.check_owner(slot)?;
-        self.set_stored_key(slot, key);
-        Ok(())
+    /// Counts an operation on `slot` (the per-slot load that rebalancing reads).
+    fn count_slot(&self, slot: u16) {
+        if let Some(ops) = self.shard.slot_ops.get(usize::from(slot)) {
+            ops.set(ops.get() + 1);
+        }
     }
 
     /// Puts the stored form of `key` (of `slot`, whose ownership the caller checked) in
     /// `self.key`.
     fn set_stored_key(&mut self, slot: u16, key: &[u8]) {
-        if let Some(ops) = self.shard.slot_ops.get(usize::from(slot)) {
-            ops.set(ops.get() + 1);
-        }
+        self.count_slot(slot);
         self.key.clear();
         ringkv_proto::stored_key(slot, key, &mut self.key);
     }
@@ -274,14 +272,16 @@ impl Run<'_> {
     /// Queues a GET; queued GETs are looked up together when a frame of another kind comes,
     /// the queue is full or the wave ends, and answered in frame order.
     async fn queue_get(&mut self, id: u64, key: &[u8], out: &mut Vec<u8>) {
-        if let Err((code, message)) = self.stored_key(key) {
+        let slot = slot_of(key);
+        if let Err((code, message)) = self.check_owner(slot) {
             self.run_reads(out).await;
             bump(&self.shard.counters.errors, 1);
             encode_error(out, id, opcode::GET, code, &message);
             return;
         }
+        self.count_slot(slot);
         bump(&self.shard.counters.reads, 1);
-        self.reads.push(id, &self.key);
+        self.reads.push(id, slot, key);
         if self.reads.is_full() {
             self.run_reads(out).await;
         }
@@ -304,9 +304,11 @@ impl Run<'_> {
             self.check_owner(slot_of(key))?;
         }
         // The GET queue is empty here (`one` runs after it); it holds the stored keys.
+        debug_assert!(self.reads.is_empty());
         for key in keys.iter() {
-            self.set_stored_key(slot_of(key), key);
-            self.reads.push(0, &self.key);
+            let slot = slot_of(key);
+            self.count_slot(slot);
+            self.reads.push(0, slot, key);
         }
         bump(&self.shard.counters.reads, self.reads.len() as u64);
         let start = out.len();

@@ -40,10 +40,11 @@ impl ReadGroup {
         self.ids.len() >= READ_GROUP_MAX
     }
 
-    /// Queues a GET of the stored key `key` (its slot checked and counted by the caller).
-    pub fn push(&mut self, id: u64, key: &[u8]) {
+    /// Queues a GET of `key`, of `slot` (checked and counted by the caller), in its stored
+    /// form.
+    pub fn push(&mut self, id: u64, slot: u16, key: &[u8]) {
         self.ids.push(id);
-        self.keys.extend_from_slice(key);
+        ringkv_proto::stored_key(slot, key, &mut self.keys);
         self.ends.push(self.keys.len());
     }
 

@@ -5,6 +5,7 @@
 //! [`check_keys`] reads many keys back through a [`Client`] with MGET, spread over a few
 //! threads, and reports each key whose value is not one of those allowed.
 
+use crate::raw::RawTopology;
 use ringkv_client::Client;
 use std::ops::Range;
 
@@ -159,4 +160,19 @@ pub fn check_indices(
     }
     total.mismatches.sort_by_key(|m| m.index);
     total
+}
+
+/// The first `count` keys named `{prefix}-{i}` whose slot (`ringkv_proto::slot_of`)
+/// `topology` assigns to `shard`.
+pub fn keys_owned_by(
+    topology: &RawTopology,
+    shard: u16,
+    prefix: &str,
+    count: usize,
+) -> Vec<Vec<u8>> {
+    (0u32..)
+        .map(|i| format!("{prefix}-{i}").into_bytes())
+        .filter(|k| topology.slot_owners[usize::from(ringkv_proto::slot_of(k))] == shard)
+        .take(count)
+        .collect()
 }

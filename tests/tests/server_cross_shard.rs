@@ -8,17 +8,9 @@
 //! (one record per shard) are checked the same way.
 
 use ringkv_proto::slot_of;
-use ringkv_tests::raw::{self, op, BatchOp, RawConn, RawTopology};
+use ringkv_tests::dataset::keys_owned_by;
+use ringkv_tests::raw::{self, op, BatchOp, RawConn};
 use ringkv_tests::server::{ServerOptions, ServerProcess};
-
-/// `count` keys named `{prefix}-{i}` whose slot `owners` assigns to `shard`.
-fn keys_owned_by(topology: &RawTopology, shard: u16, prefix: &str, count: usize) -> Vec<Vec<u8>> {
-    (0u32..)
-        .map(|i| format!("{prefix}-{i}").into_bytes())
-        .filter(|k| topology.slot_owners[usize::from(slot_of(k))] == shard)
-        .take(count)
-        .collect()
-}
 
 fn value_for(key: &[u8], version: u32) -> Vec<u8> {
     let mut v = key.to_vec();

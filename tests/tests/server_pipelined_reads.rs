@@ -5,18 +5,10 @@
 //! then after a graceful restart (the data in tables: first read from disk, then from the
 //! block cache).
 
-use ringkv_proto::slot_of;
-use ringkv_tests::raw::{self, code, op, BatchOp, RawConn, RawTopology};
+use ringkv_tests::dataset::keys_owned_by;
+use ringkv_tests::raw::{self, code, op, BatchOp, RawConn};
 use ringkv_tests::server::{ServerOptions, ServerProcess};
 use std::collections::HashMap;
-
-fn keys_owned_by(topology: &RawTopology, shard: u16, prefix: &str, count: usize) -> Vec<Vec<u8>> {
-    (0u32..)
-        .map(|i| format!("{prefix}-{i:05}").into_bytes())
-        .filter(|k| topology.slot_owners[usize::from(slot_of(k))] == shard)
-        .take(count)
-        .collect()
-}
 
 fn value_for(key: &[u8]) -> Vec<u8> {
     let mut v = key.to_vec();

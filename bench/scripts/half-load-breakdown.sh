@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=$1; SECONDS_=$2; shift 2
 KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
-cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
+[ -n "${NOBUILD:-}" ] || cargo build --release -p ringkv-server -p ringkv-bench -p ringkv-admin 2>&1 | tail -1
 OUT=$(mktemp -d)
 start_server "$PORT" --durability "${DURABILITY:-sync}" "$@"
 trap 'stop_server; rm -rf "$OUT"' EXIT

@@ -237,6 +237,10 @@ pub struct RunResult {
     pub corrupt: u64,
     /// Latency over all operation kinds.
     pub latency: LatencySummary,
+    /// Open loop (`--rate`) only: how late the generator sent operations against their
+    /// schedule (part of `latency`; see the driver's `send_lag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<LatencySummary>,
     /// Per operation kind that ran.
     pub per_op: Vec<OpResult>,
     /// Throughput and p99 second by second (warmup included).
@@ -567,6 +571,7 @@ impl Target<'_> {
         live.drain(&ticks_rx);
         let mut histograms: Vec<Histogram<u64>> =
             OpKind::ALL.iter().map(|_| new_histogram()).collect();
+        let mut send_lag = new_histogram();
         let mut ops = [0u64; 5];
         let mut errors = [0u64; 5];
         let mut bytes = [0u64; 5];
@@ -591,6 +596,9 @@ impl Target<'_> {
             for (total, b) in bytes.iter_mut().zip(r.bytes) {
                 *total += b;
             }
+            send_lag
+                .add(&r.send_lag)
+                .map_err(|e| anyhow!("merging histograms: {e}"))?;
             not_found += r.not_found;
             lost += r.lost;
             stale += r.stale;
@@ -636,6 +644,7 @@ impl Target<'_> {
             stale,
             corrupt,
             latency: LatencySummary::of(&all),
+            send_lag: (load.rate > 0).then(|| LatencySummary::of(&send_lag)),
             per_op,
             timeline: live.timeline(),
             distribution: spec.distribution,
@@ -709,6 +718,12 @@ fn print_result(r: &RunResult) {
                 op.errors
             );
         }
+    }
+    if let Some(lag) = &r.send_lag {
+        println!(
+            "  generator lag (scheduled to sent, part of the latency): p50 {:.0}us p99 {:.0}us p99.9 {:.0}us max {:.0}us",
+            lag.latency_us_p50, lag.latency_us_p99, lag.latency_us_p999, lag.latency_us_max
+        );
     }
 }
 

@@ -189,7 +189,7 @@ fn worker(shared: &Shared, incoming: &flume::Receiver<Conn>) {
             revents: 0,
         }));
         // Polls with a short timeout so that new connections are picked up.
-        if !matches!(crate::wire::poll(&mut fds, 10), Ok(n) if n > 0) {
+        if !matches!(crate::wire::poll(&mut fds, Some(Duration::from_millis(10))), Ok(n) if n > 0) {
             continue;
         }
         closed.clear();

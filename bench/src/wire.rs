@@ -419,12 +419,28 @@ fn write_len_line(out: &mut Vec<u8>, kind: u8, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `poll(2)` over `fds` for at most `millis` (negative: no limit); returns how many are
-/// ready, with their `revents` set.
-pub fn poll(fds: &mut [libc::pollfd], millis: i32) -> std::io::Result<usize> {
+/// `ppoll(2)` over `fds` for at most `timeout` (`None`: no limit); returns how many are
+/// ready, with their `revents` set. The timeout has nanosecond resolution (plain `poll(2)`
+/// rounds to whole milliseconds, which would make an open-loop schedule up to 1 ms late).
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> std::io::Result<usize> {
+    let spec = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
     // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd entries for the whole
-    // call; the caller owns the descriptors in it.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    // call; the caller owns the descriptors in it. `spec_ptr` is null or points at `spec`,
+    // which outlives the call; a null signal mask leaves the mask unchanged.
+    let ready = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            spec_ptr,
+            std::ptr::null(),
+        )
+    };
     if ready < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -98,6 +98,18 @@ fn fill_then_reads_find_every_key() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(450));
     assert_eq!(field(&read[0], "ops"), 4000);
     assert_eq!(field(&read[0], "not_found"), 0);
+    // The generator's own lateness is reported under --rate, and it is part of the latency:
+    // no operation can be sent later than it is answered.
+    let lag = &read[0]["send_lag"];
+    let lag_max = lag["latency_us_max"]
+        .as_f64()
+        .expect("send_lag under --rate");
+    assert!(lag_max > 0.0, "{lag}");
+    assert!(lag["latency_us_p50"].as_f64().unwrap() <= lag_max);
+    assert!(lag_max <= read[0]["latency"]["latency_us_max"].as_f64().unwrap());
+    // A closed-loop run has no schedule to be late against.
+    let closed = bench(&server, &["--workload", "readrandom", "--ops", "1000"]);
+    assert!(closed[0].get("send_lag").is_none(), "{}", closed[0]);
 }
 
 /// Runs `ringkv-bench run` and returns (success, stdout + stderr).

@@ -150,23 +150,62 @@ impl BloomBuilder {
 
     /// Appends the filter block's contents to `out`.
     pub fn finish_into(&self, out: &mut Vec<u8>) {
+        let mut fill = self.begin_into(out);
+        while !self.fill_into(out, &mut fill, usize::MAX) {}
+        self.end_into(out, fill);
+    }
+
+    /// Starts appending the filter block's contents to `out` (its bit lines, all clear);
+    /// [`BloomBuilder::fill_into`] then sets the keys' bits a share at a time, so that a
+    /// table writer can let other tasks run between shares, and
+    /// [`BloomBuilder::end_into`] appends the metadata.
+    pub fn begin_into(&self, out: &mut Vec<u8>) -> FilterFill {
         let num_lines = self.num_lines();
-        let num_probes = choose_probes(self.bits_per_key);
         let start = out.len();
         out.resize(start + num_lines as usize * LINE_BYTES, 0);
-        let bits = &mut out[start..];
-        for &h in &self.hashes {
-            let line = line_of(h, num_lines) * LINE_BYTES;
+        FilterFill {
+            start,
+            next: 0,
+            num_lines,
+            num_probes: choose_probes(self.bits_per_key),
+        }
+    }
+
+    /// Sets the bits of up to `max` more keys in the lines `begin_into` appended to `out`;
+    /// returns true once every key's bits are set.
+    pub fn fill_into(&self, out: &mut [u8], fill: &mut FilterFill, max: usize) -> bool {
+        let end = self.hashes.len().min(fill.next.saturating_add(max));
+        let bits = &mut out[fill.start..fill.start + fill.num_lines as usize * LINE_BYTES];
+        for &h in &self.hashes[fill.next..end] {
+            let line = line_of(h, fill.num_lines) * LINE_BYTES;
             let mut probe = mix32(h);
-            for _ in 0..num_probes {
+            for _ in 0..fill.num_probes {
                 let bit = (probe >> (32 - 9)) as usize;
                 bits[line + (bit >> 3)] |= 1 << (bit & 7);
                 probe = probe.wrapping_mul(PROBE_STEP);
             }
         }
-        out.push(num_probes);
-        out.extend_from_slice(&num_lines.to_le_bytes());
+        fill.next = end;
+        end == self.hashes.len()
     }
+
+    /// Appends the filter's metadata once [`BloomBuilder::fill_into`] has set every key.
+    pub fn end_into(&self, out: &mut Vec<u8>, fill: FilterFill) {
+        debug_assert_eq!(fill.next, self.hashes.len());
+        out.push(fill.num_probes);
+        out.extend_from_slice(&fill.num_lines.to_le_bytes());
+    }
+}
+
+/// A filter block being filled: see [`BloomBuilder::begin_into`].
+#[derive(Debug)]
+pub struct FilterFill {
+    /// Where the bit lines start in the output.
+    start: usize,
+    /// Next key (index into the builder's hashes) whose bits are not set yet.
+    next: usize,
+    num_lines: u32,
+    num_probes: u8,
 }
 
 /// A filter read back from a table, ready to probe.
@@ -274,6 +313,27 @@ mod tests {
             .filter(|i| filter.may_contain(format!("absent-{i:08}").as_bytes()))
             .count();
         fp as f64 / probes as f64
+    }
+
+    #[test]
+    fn filling_in_shares_builds_the_same_filter_as_at_once() {
+        for n in [0u32, 1, 7, 1000] {
+            let mut b = BloomBuilder::new(10);
+            for i in 0..n {
+                b.add_key(format!("user{i:08}").as_bytes());
+            }
+            let mut whole = vec![0xAB];
+            b.finish_into(&mut whole);
+            let mut shared = vec![0xAB];
+            let mut fill = b.begin_into(&mut shared);
+            let mut shares = 1;
+            while !b.fill_into(&mut shared, &mut fill, 3) {
+                shares += 1;
+            }
+            b.end_into(&mut shared, fill);
+            assert_eq!(shared, whole, "{n} keys");
+            assert_eq!(shares, (n as usize).div_ceil(3).max(1), "{n} keys");
+        }
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub struct Flags {
 
     /// TOML file with any of these settings (same names, with underscores: data_dir,
     /// listen, shards, durability, memory_mb, pin, max_connections, max_frame_bytes,
-    /// frame_timeout_ms, handshake_timeout_ms, metrics_listen, log). Flags override it.
+    /// frame_timeout_ms, handshake_timeout_ms, metrics_listen, log, stall_report_ms). Flags
+    /// override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -90,6 +91,13 @@ pub struct Flags {
     /// environment variable overrides it. [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Diagnostic of latency spikes: log a warning, with the stack it caught, whenever a
+    /// shard runs one task queue for more than MS milliseconds past its 10 ms time slice
+    /// without yielding (every request on that shard waits meanwhile). Each report costs a
+    /// signal and a symbolized backtrace, so leave it off in production. [default: 0, off]
+    #[arg(long, value_name = "MS")]
+    pub stall_report_ms: Option<u64>,
 }
 
 /// The same settings as read from a TOML file; every key is optional.
@@ -108,6 +116,7 @@ struct FileConfig {
     handshake_timeout_ms: Option<u64>,
     metrics_listen: Option<String>,
     log: Option<String>,
+    stall_report_ms: Option<u64>,
 }
 
 /// Whether shard executors are pinned to cores.
@@ -138,6 +147,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     pub metrics_listen: Option<SocketAddr>,
     pub log: String,
+    /// `--stall-report-ms`: `None` when off.
+    pub stall_report: Option<Duration>,
 }
 
 /// Memory per shard when `--memory-mb` is not given.
@@ -252,6 +263,10 @@ impl Config {
             handshake_timeout: Duration::from_millis(handshake_timeout_ms),
             metrics_listen,
             log: flags.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+            stall_report: match flags.stall_report_ms.or(file.stall_report_ms) {
+                None | Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
         })
     }
 
@@ -292,6 +307,28 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./ringkv-data"));
         assert_eq!(c.pin, Pin::Auto);
         assert_eq!(c.shard_port(2).unwrap(), 9003);
+        assert_eq!(c.stall_report, None);
+    }
+
+    #[test]
+    fn stall_reports_are_off_by_default_and_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringkv.toml");
+        std::fs::write(&path, "stall_report_ms = 3\n").unwrap();
+        let with = |flag: Option<u64>, file: bool| {
+            Config::resolve(Flags {
+                stall_report_ms: flag,
+                config: file.then(|| path.clone()),
+                ..Flags::default()
+            })
+            .unwrap()
+            .stall_report
+        };
+        assert_eq!(with(None, false), None);
+        assert_eq!(with(Some(0), false), None);
+        assert_eq!(with(None, true), Some(Duration::from_millis(3)));
+        assert_eq!(with(Some(7), true), Some(Duration::from_millis(7)));
+        assert_eq!(with(Some(0), true), None);
     }
 
     #[test]

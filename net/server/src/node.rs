@@ -198,7 +198,10 @@ pub fn run(config: Config) -> Result<()> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringkv-shard-{shard}"))
             .io_memory(IO_MEMORY_BYTES)
-            .preempt_timer(Duration::from_millis(10))
+            .preempt_timer(PREEMPT_TIMER)
+            .detect_stalls(config.stall_report.map(|threshold| {
+                Box::new(StallReport { threshold }) as Box<dyn glommio::StallDetectionHandler>
+            }))
             .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(BLOCKING_THREADS))
             .spawn(move || async move {
                 if let Err(e) = shard_main(ctx, control_rx, &events).await {
@@ -464,4 +467,21 @@ async fn shard_main(
     closed.with_context(|| format!("shard {id}: closing the database"))?;
     events.send(Event::Closed(id)).ok();
     Ok(())
+}
+
+/// How long a shard runs one task queue before glommio asks it to yield.
+const PREEMPT_TIMER: Duration = Duration::from_millis(10);
+
+/// `--stall-report-ms`: glommio's stall detector, which logs (through `log`, bridged to
+/// `tracing`) the queue, the overrun and a backtrace of a shard that ran a task queue for
+/// `threshold` past its time slice.
+#[derive(Debug)]
+struct StallReport {
+    threshold: Duration,
+}
+
+impl glommio::StallDetectionHandler for StallReport {
+    fn threshold(&self, _queue: glommio::TaskQueueHandle, _slice: Duration) -> Option<Duration> {
+        Some(self.threshold)
+    }
 }

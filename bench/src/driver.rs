@@ -16,7 +16,7 @@
 
 use crate::inflight::InFlight;
 use crate::keys::{make_key, permute, KeyChooser, Rng};
-use crate::latency::{new_histogram, record, LATENCY_NS_MAX, LATENCY_NS_MIN};
+use crate::latency::{new_histogram, record, record_n};
 use crate::mix::{Coverage, OpKind, Spec};
 use crate::run::{LoadArgs, Protocol};
 use crate::verify::{judge, stamp, Verdict};
@@ -87,7 +87,8 @@ pub struct ThreadResult {
     /// When the last measured operation completed.
     pub last: Option<Instant>,
     /// Open loop only: how late the generator itself sent each measured operation, from
-    /// its scheduled time to the moment its frame was handed to the connection (for a
+    /// its scheduled time to the start of the round that handed its frame to the
+    /// connection (a round takes microseconds; for a
     /// BATCH frame, from the due time of its newest put, so the wait to fill it is not
     /// counted). Latency includes this; a large lag means the generator, not the server,
     /// fell behind its schedule.
@@ -374,7 +375,7 @@ impl<'a> Driver<'a> {
                 if self.interval.is_none() {
                     op.due = now;
                 }
-                self.issue(s, wire, op)?;
+                self.issue(s, wire, op, now)?;
             }
         }
         let mut more = true;
@@ -395,7 +396,7 @@ impl<'a> Driver<'a> {
                 usize::from(self.plan.topology.shard_of_key(&self.key))
             };
             if open[wire] && self.sessions[s].queued[wire].is_empty() && self.has_room(s, wire) {
-                self.issue_keyed(s, wire, op)?;
+                self.issue_keyed(s, wire, op, now)?;
             } else {
                 let queue = &mut self.sessions[s].queued[wire];
                 queue.push_back(op);
@@ -414,7 +415,7 @@ impl<'a> Driver<'a> {
                 .is_some_and(|op| now.saturating_duration_since(op.due) >= BATCH_WAIT_MAX);
             let send = self.interval.is_none() || !more || waited_enough;
             if send && !self.sessions[s].batch[wire].is_empty() {
-                self.send_batch(s, wire)?;
+                self.send_batch(s, wire, now)?;
             }
         }
         for wire in &mut self.sessions[s].wires {
@@ -430,13 +431,13 @@ impl<'a> Driver<'a> {
         session.in_flight[wire].len() < self.plan.load.pipeline || !session.batch[wire].is_empty()
     }
 
-    fn issue(&mut self, s: usize, wire: usize, op: Op) -> Result<()> {
+    fn issue(&mut self, s: usize, wire: usize, op: Op, now: Instant) -> Result<()> {
         make_key(op.index, self.plan.load.key_size, &mut self.key);
-        self.issue_keyed(s, wire, op)
+        self.issue_keyed(s, wire, op, now)
     }
 
     /// [`Driver::issue`] when `self.key` already holds `op`'s key.
-    fn issue_keyed(&mut self, s: usize, wire: usize, op: Op) -> Result<()> {
+    fn issue_keyed(&mut self, s: usize, wire: usize, op: Op, now: Instant) -> Result<()> {
         let frame = |count, inserts| Frame {
             due: op.due,
             kind: op.kind,
@@ -447,7 +448,7 @@ impl<'a> Driver<'a> {
             bytes: 0,
         };
         if !matches!(op.kind, OpKind::Put | OpKind::Insert) {
-            self.note_lag(op.due, 1);
+            self.note_lag(op.due, now, 1);
         }
         let session = &mut self.sessions[s];
         match op.kind {
@@ -462,7 +463,7 @@ impl<'a> Driver<'a> {
             OpKind::Put | OpKind::Insert => {
                 session.batch[wire].push(op);
                 if session.batch[wire].len() >= self.plan.load.batch {
-                    self.send_batch(s, wire)?;
+                    self.send_batch(s, wire, now)?;
                 }
             }
         }
@@ -470,14 +471,14 @@ impl<'a> Driver<'a> {
     }
 
     /// Sends the gathered puts of one connection as one frame.
-    fn send_batch(&mut self, s: usize, wire: usize) -> Result<()> {
+    fn send_batch(&mut self, s: usize, wire: usize, now: Instant) -> Result<()> {
         let ops = std::mem::take(&mut self.sessions[s].batch[wire]);
         let Some(first) = ops.first().copied() else {
             return Ok(());
         };
         let (id, bytes) = self.send_puts(s, wire, &ops)?;
         if let Some(newest) = ops.last() {
-            self.note_lag(newest.due, ops.len() as u64);
+            self.note_lag(newest.due, now, ops.len() as u64);
         }
         let inserts = ops.iter().filter(|o| o.kind == OpKind::Insert).count() as u32;
         let session = &mut self.sessions[s];
@@ -499,17 +500,16 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Open loop: records how late `count` measured operations due at `due` are sent.
-    fn note_lag(&mut self, due: Instant, count: u64) {
+    /// Open loop: records that `count` measured operations due at `due` are sent at `now`.
+    fn note_lag(&mut self, due: Instant, now: Instant, count: u64) {
         if self.interval.is_none() || due < self.plan.measure_from {
             return;
         }
-        let late = Instant::now().saturating_duration_since(due);
-        let ns = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .result
-            .send_lag
-            .record_n(ns.clamp(LATENCY_NS_MIN, LATENCY_NS_MAX), count);
+        record_n(
+            &mut self.result.send_lag,
+            now.saturating_duration_since(due),
+            count,
+        );
     }
 
     /// Encodes puts of `ops`' keys with fresh values (stamped under `--verify`); returns the
@@ -645,9 +645,7 @@ impl<'a> Driver<'a> {
             if error {
                 self.result.errors[i] += u64::from(n);
             }
-            let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            let _ = self.result.histograms[i]
-                .record_n(ns.clamp(LATENCY_NS_MIN, LATENCY_NS_MAX), u64::from(n));
+            record_n(&mut self.result.histograms[i], latency, u64::from(n));
         };
         account(frame.kind, frame.count);
         account(OpKind::Insert, frame.inserts);

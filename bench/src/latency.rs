@@ -24,8 +24,13 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Records one operation's latency, clamping it into the histogram's range.
 pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+    record_n(histogram, latency, 1);
+}
+
+/// Records `count` operations of the same latency, clamping it into the histogram's range.
+pub fn record_n(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
     let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-    histogram.saturating_record(ns.clamp(LATENCY_NS_MIN, LATENCY_NS_MAX));
+    histogram.saturating_record_n(ns.clamp(LATENCY_NS_MIN, LATENCY_NS_MAX), count);
 }
 
 /// The latency figures a report shows, in microseconds.

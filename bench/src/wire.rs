@@ -425,7 +425,7 @@ fn write_len_line(out: &mut Vec<u8>, kind: u8, n: usize) {
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> std::io::Result<usize> {
     let spec = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+        tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let spec_ptr = spec
         .as_ref()

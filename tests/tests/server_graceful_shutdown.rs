@@ -37,6 +37,22 @@ fn sigterm_on_an_idle_server_exits_0_promptly() {
 }
 
 #[test]
+fn with_the_stall_detector_on_the_server_serves_and_exits_0() {
+    // --stall-report-ms installs glommio's detector (a signal handler and a timer thread per
+    // shard); it must neither change what the server answers nor hold up its exit.
+    let mut server = ServerProcess::start(ServerOptions::with_args(&["--stall-report-ms", "5"]));
+    {
+        let mut c = RawConn::connect(server.addr());
+        c.put(b"watched", b"value");
+        assert_eq!(c.get(b"watched").as_deref(), Some(&b"value"[..]));
+    }
+    let status = server
+        .terminate_within(IDLE_EXIT_WITHIN)
+        .unwrap_or_else(|| panic!("server still running {IDLE_EXIT_WITHIN:?} after SIGTERM"));
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+}
+
+#[test]
 fn sigterm_with_idle_connections_closes_them_and_exits_0() {
     let mut server = ServerProcess::start(ServerOptions::default());
     let mut idle: Vec<RawConn> = [server.addr(), server.shard_addr(0), server.shard_addr(1)]

@@ -160,26 +160,21 @@ impl BloomBuilder {
     /// table writer can let other tasks run between shares, and
     /// [`BloomBuilder::end_into`] appends the metadata.
     pub fn begin_into(&self, out: &mut Vec<u8>) -> FilterFill {
-        let num_lines = self.num_lines();
         let start = out.len();
-        out.resize(start + num_lines as usize * LINE_BYTES, 0);
-        FilterFill {
-            start,
-            next: 0,
-            num_lines,
-            num_probes: choose_probes(self.bits_per_key),
-        }
+        out.resize(start + self.num_lines() as usize * LINE_BYTES, 0);
+        FilterFill { start, next: 0 }
     }
 
     /// Sets the bits of up to `max` more keys in the lines `begin_into` appended to `out`;
     /// returns true once every key's bits are set.
     pub fn fill_into(&self, out: &mut [u8], fill: &mut FilterFill, max: usize) -> bool {
+        let (num_lines, num_probes) = (self.num_lines(), choose_probes(self.bits_per_key));
         let end = self.hashes.len().min(fill.next.saturating_add(max));
-        let bits = &mut out[fill.start..fill.start + fill.num_lines as usize * LINE_BYTES];
+        let bits = &mut out[fill.start..fill.start + num_lines as usize * LINE_BYTES];
         for &h in &self.hashes[fill.next..end] {
-            let line = line_of(h, fill.num_lines) * LINE_BYTES;
+            let line = line_of(h, num_lines) * LINE_BYTES;
             let mut probe = mix32(h);
-            for _ in 0..fill.num_probes {
+            for _ in 0..num_probes {
                 let bit = (probe >> (32 - 9)) as usize;
                 bits[line + (bit >> 3)] |= 1 << (bit & 7);
                 probe = probe.wrapping_mul(PROBE_STEP);
@@ -192,8 +187,8 @@ impl BloomBuilder {
     /// Appends the filter's metadata once [`BloomBuilder::fill_into`] has set every key.
     pub fn end_into(&self, out: &mut Vec<u8>, fill: FilterFill) {
         debug_assert_eq!(fill.next, self.hashes.len());
-        out.push(fill.num_probes);
-        out.extend_from_slice(&fill.num_lines.to_le_bytes());
+        out.push(choose_probes(self.bits_per_key));
+        out.extend_from_slice(&self.num_lines().to_le_bytes());
     }
 }
 
@@ -204,8 +199,6 @@ pub struct FilterFill {
     start: usize,
     /// Next key (index into the builder's hashes) whose bits are not set yet.
     next: usize,
-    num_lines: u32,
-    num_probes: u8,
 }
 
 /// A filter read back from a table, ready to probe.

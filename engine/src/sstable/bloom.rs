@@ -28,45 +28,7 @@ pub const PROBES_MAX: u8 = 30;
 /// Stable hash of a user key, as persisted in filters: its crc32c.
 #[inline]
 pub fn bloom_hash(user_key: &[u8]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if user_key.len() <= SHORT_KEY_BYTES && std::arch::is_x86_feature_detected!("sse4.2") {
-        // SAFETY: the CPU supports SSE 4.2, the only requirement of `crc32c_short_sse42`
-        // (checked just above).
-        return unsafe { crc32c_short_sse42(user_key) };
-    }
-    crc32c::crc32c(user_key)
-}
-
-/// Keys up to this long are hashed inline with the crc32 instruction; longer ones through the
-/// `crc32c` crate, whose setup pays off only on longer input.
-const SHORT_KEY_BYTES: usize = 64;
-
-/// crc32c of `bytes`, the same value as `crc32c::crc32c`, eight bytes per instruction.
-///
-/// # Safety
-/// The CPU must support SSE 4.2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
-#[inline]
-// The intrinsics are safe to call in a function with `sse4.2` enabled on newer compilers
-// and unsafe on older ones.
-#[allow(unused_unsafe)]
-unsafe fn crc32c_short_sse42(bytes: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
-    let mut crc = u64::from(u32::MAX);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        // SAFETY: this function is compiled with SSE 4.2 and only called where it exists.
-        crc = unsafe { _mm_crc32_u64(crc, u64::from_le_bytes(w)) };
-    }
-    let mut crc = crc as u32;
-    for &b in words.remainder() {
-        // SAFETY: as above.
-        crc = unsafe { _mm_crc32_u8(crc, b) };
-    }
-    !crc
+    ringkv_crc::crc32c(user_key)
 }
 
 /// Murmur3 32-bit finalizer: a bijection with full avalanche.

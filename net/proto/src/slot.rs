@@ -38,49 +38,9 @@ pub fn hash_part(key: &[u8]) -> &[u8] {
 
 /// The hash slot of `key`: `crc32c(hash_part(key)) % 4096`.
 pub fn slot_of(key: &[u8]) -> u16 {
-    let slot = crc32c_short(hash_part(key)) % u32::from(SLOT_COUNT);
+    let slot = ringkv_crc::crc32c(hash_part(key)) % u32::from(SLOT_COUNT);
     // The modulus keeps the value below 4096, which fits a u16.
     slot as u16
-}
-
-/// Keys up to this long take the inline CRC path of [`crc32c_short`].
-const SHORT_KEY_BYTES: usize = 64;
-
-/// crc32c of `bytes`, the same value as `crc32c::crc32c`. Every request's keys are hashed
-/// here (by the router, again by the shard, and by the client), and keys are short: the
-/// crate's general routine spends more on its alignment and dispatch steps than on the few
-/// CRC instructions a 16-byte key needs, so short keys take an inline SSE4.2 loop.
-#[inline]
-fn crc32c_short(bytes: &[u8]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if bytes.len() <= SHORT_KEY_BYTES && std::is_x86_feature_detected!("sse4.2") {
-        // SAFETY: the CPU has SSE4.2, checked just above.
-        return unsafe { crc32c_sse42(bytes) };
-    }
-    crc32c::crc32c(bytes)
-}
-
-/// crc32c with the SSE4.2 CRC32 instructions, 8 bytes at a time, then byte by byte.
-///
-/// # Safety
-/// The CPU must support SSE4.2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
-unsafe fn crc32c_sse42(bytes: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
-    let mut words = bytes.chunks_exact(8);
-    let mut crc = u64::from(u32::MAX);
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        crc = _mm_crc32_u64(crc, u64::from_le_bytes(w));
-    }
-    // _mm_crc32_u64 leaves the upper 32 bits zero.
-    let mut crc = crc as u32;
-    for &b in words.remainder() {
-        crc = _mm_crc32_u8(crc, b);
-    }
-    !crc
 }
 
 /// Appends the key as stored in the shard's LSM to `out`: `slot` (u16, big-endian) followed
@@ -109,33 +69,6 @@ pub fn shard_of_slot(slot: u16, shards: u16) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn short_key_crc_is_crc32c() {
-        // Every length around the 8-byte steps and the short-key limit, at every alignment.
-        let data: Vec<u8> = (0..200u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        for start in 0..8 {
-            for len in 0..=SHORT_KEY_BYTES + 9 {
-                let bytes = &data[start..start + len];
-                assert_eq!(
-                    crc32c_short(bytes),
-                    crc32c::crc32c(bytes),
-                    "start {start} len {len}"
-                );
-            }
-        }
-        // The standard check value of CRC-32C.
-        assert_eq!(crc32c_short(b"123456789"), 0xE306_9283);
-    }
-
-    proptest! {
-        #[test]
-        fn short_key_crc_matches_the_crate(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
-            prop_assert_eq!(crc32c_short(&bytes), crc32c::crc32c(&bytes));
-        }
-    }
 
     #[test]
     fn hash_part_follows_redis_hash_tags() {

@@ -26,8 +26,10 @@ pub struct DmaFs {
 pub struct DmaStorageFile {
     file: DmaFile,
     path: PathBuf,
-    /// State of [`StorageFile::write_and_sync_at`], made on its first use.
-    sync_writer: RefCell<Option<SyncWriter>>,
+    /// Idle states of [`StorageFile::write_and_sync_at`], made on first use; one per call
+    /// in flight (the WAL has at most two: a group commit and a zero write), at most
+    /// [`SYNC_WRITERS_KEPT`] kept.
+    sync_writers: RefCell<Vec<SyncWriter>>,
 }
 
 /// What `write_and_sync_at` moves into a blocking call and gets back from it: a duplicate of
@@ -38,6 +40,9 @@ struct SyncWriter {
     file: std::fs::File,
     buffer: Vec<u8>,
 }
+
+/// Idle [`SyncWriter`]s a file keeps for reuse.
+const SYNC_WRITERS_KEPT: usize = 2;
 
 /// Copies `data` into `buffer` at an [`ALIGN`]-aligned address (O_DIRECT needs aligned
 /// memory) and returns where the copy starts.
@@ -161,7 +166,7 @@ impl StorageFile for DmaStorageFile {
     /// lost a wake-up and the writer hung, so it is not done.)
     async fn write_and_sync_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         check_aligned(&self.path, offset, data.len())?;
-        let taken = self.sync_writer.borrow_mut().take();
+        let taken = self.sync_writers.borrow_mut().pop();
         let mut writer = match taken {
             Some(w) => w,
             None => {
@@ -188,7 +193,11 @@ impl StorageFile for DmaStorageFile {
             (writer, result)
         })
         .await;
-        *self.sync_writer.borrow_mut() = Some(writer);
+        let mut idle = self.sync_writers.borrow_mut();
+        if idle.len() < SYNC_WRITERS_KEPT {
+            idle.push(writer);
+        }
+        drop(idle);
         result.map_err(|(op, e)| Error::io(op, &self.path, e))
     }
 
@@ -233,7 +242,7 @@ impl FileSystem for DmaFs {
         Ok(DmaStorageFile {
             file,
             path: path.to_path_buf(),
-            sync_writer: RefCell::new(None),
+            sync_writers: RefCell::new(Vec::new()),
         })
     }
 
@@ -244,7 +253,7 @@ impl FileSystem for DmaFs {
         Ok(DmaStorageFile {
             file,
             path: path.to_path_buf(),
-            sync_writer: RefCell::new(None),
+            sync_writers: RefCell::new(Vec::new()),
         })
     }
 
@@ -258,7 +267,7 @@ impl FileSystem for DmaFs {
         Ok(DmaStorageFile {
             file,
             path: path.to_path_buf(),
-            sync_writer: RefCell::new(None),
+            sync_writers: RefCell::new(Vec::new()),
         })
     }
 

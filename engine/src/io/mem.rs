@@ -1,7 +1,8 @@
 //! In-memory file system with fault injection, for tests.
 //!
 //! Faults are armed through [`FaultConfig`]: fail the N-th write from now, fail the N-th
-//! fsync, turn the N-th write into a short write (a prefix lands, then an error), and flip
+//! fsync, turn the N-th write into a short write (a prefix lands, then an error), hold large
+//! writes in flight until the test releases them (to order concurrent writes), and flip
 //! bytes of any file in place. It keeps the same alignment rules as the DMA implementation so
 //! code that passes here also passes on a real disk.
 
@@ -25,9 +26,45 @@ pub struct FaultConfig {
     /// Once a fault fired, every later write and fsync fails too (a dead disk).
     pub sticky: Cell<bool>,
     fired: Cell<bool>,
+    /// Writes of at least this many bytes wait, before any byte lands, until
+    /// [`release_held_writes`](Self::release_held_writes).
+    hold_writes_from: Cell<Option<usize>>,
+    /// Writes waiting in [`hold_writes_from`](Self::hold_writes_from) now.
+    held: Cell<u64>,
+    released: crate::notify::Notify,
 }
 
 impl FaultConfig {
+    /// From now on, writes of at least `bytes` bytes stay in flight (nothing of them lands)
+    /// until [`release_held_writes`](Self::release_held_writes).
+    pub fn hold_writes_from(&self, bytes: usize) {
+        self.hold_writes_from.set(Some(bytes));
+    }
+
+    /// Lets every held write go on, and holds no more.
+    pub fn release_held_writes(&self) {
+        self.hold_writes_from.set(None);
+        self.released.notify_all();
+    }
+
+    /// Writes being held now.
+    pub fn held_writes(&self) -> u64 {
+        self.held.get()
+    }
+
+    async fn wait_if_held(&self, len: usize) {
+        loop {
+            let seen = self.released.generation();
+            match self.hold_writes_from.get() {
+                Some(min) if len >= min => {}
+                _ => return,
+            }
+            self.held.set(self.held.get() + 1);
+            self.released.notified(seen).await;
+            self.held.set(self.held.get() - 1);
+        }
+    }
+
     fn tick(counter: &Cell<Option<u64>>) -> bool {
         match counter.get() {
             Some(0) | Some(1) => {
@@ -155,6 +192,7 @@ impl StorageFile for MemFile {
             )));
         }
         let f = &self.faults;
+        f.wait_if_held(bytes.len()).await;
         if (f.sticky.get() && f.fired.get()) || FaultConfig::tick(&f.fail_write_in) {
             f.fired.set(true);
             return Err(injected("write", &self.path));

@@ -26,6 +26,8 @@ mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zeroing_tests;
 
 pub use durability::Durability;
 pub use group_commit::{NONE_WRITE_OUT_INTERVAL, SYNC_ZERO_AHEAD_BYTES};
@@ -103,6 +105,8 @@ pub struct WalStats {
     pub syncs: u64,
     /// Writes completed.
     pub write_outs: u64,
+    /// Zero writes ahead of the data completed (`Durability::Sync`).
+    pub zero_writes: u64,
     /// Segments not yet released (the current one and those that may hold unflushed records).
     pub segments_live: u64,
 }

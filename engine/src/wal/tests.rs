@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+pub(super) type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-fn run<Fut>(test: impl FnOnce() -> Fut + Send + 'static) -> TestResult
+pub(super) fn run<Fut>(test: impl FnOnce() -> Fut + Send + 'static) -> TestResult
 where
     Fut: Future<Output = Result<()>> + 'static,
 {
@@ -23,23 +23,23 @@ where
     Ok(())
 }
 
-fn dir() -> PathBuf {
+pub(super) fn dir() -> PathBuf {
     PathBuf::from("/db/wal")
 }
 
-fn opts(durability: Durability) -> WalOptions {
+pub(super) fn opts(durability: Durability) -> WalOptions {
     WalOptions {
         durability,
         ..WalOptions::default()
     }
 }
 
-fn payload(index: u64) -> Vec<u8> {
+pub(super) fn payload(index: u64) -> Vec<u8> {
     vec![(index as u8) | 1; 20 + (index as usize * 13) % 300]
 }
 
 /// Replays everything from segment 0 and returns (index, term, payload) of every record.
-async fn replay_all<F: FileSystem>(
+pub(super) async fn replay_all<F: FileSystem>(
     fs: &F,
     dir: &Path,
 ) -> Result<(Vec<(u64, u64, Vec<u8>)>, Recovery)> {
@@ -52,7 +52,7 @@ async fn replay_all<F: FileSystem>(
     Ok((seen, recovery))
 }
 
-fn expect_poisoned<T: std::fmt::Debug>(result: Result<T>, op: &str) {
+pub(super) fn expect_poisoned<T: std::fmt::Debug>(result: Result<T>, op: &str) {
     match result {
         Err(Error::Poisoned(message)) => {
             assert!(message.contains(op), "message {message:?} should name {op}");
@@ -477,6 +477,8 @@ fn wal_sync_mode_writes_zeros_ahead_and_replays_everything() -> TestResult {
             let index = wal.append(3, &p).await?;
             wal.wait_durable(index).await?;
         }
+        assert!(wal.stats().zero_writes >= 1, "{:?}", wal.stats());
+        wal.close().await?;
         let path = segment_path(&dir(), 1);
         let len = fs.file_len(&path).unwrap_or(0);
         // The segment was pre-written past its data, in zero-filled chunks.
@@ -484,7 +486,6 @@ fn wal_sync_mode_writes_zeros_ahead_and_replays_everything() -> TestResult {
             len >= data_bytes + SYNC_ZERO_AHEAD_BYTES / 2,
             "segment {len} bytes for {data_bytes} data bytes"
         );
-        wal.close().await?;
         let (seen, recovery) = replay_all(&fs, &dir()).await?;
         assert_eq!(seen.len(), 400);
         assert_eq!(recovery.last_index, 400);

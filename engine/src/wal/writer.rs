@@ -8,7 +8,7 @@
 //! is poisoned: every waiter not yet durable and every later append gets [`Error::Poisoned`].
 
 use super::buffer::LogBuffer;
-use super::group_commit::{run_writer, Shared, State};
+use super::group_commit::{run_writer, run_zeroer, Shared, State};
 use super::log_file::check_payload;
 use super::record::record_bytes;
 use super::segment::{parse_segment_file_name, segment_path};
@@ -26,6 +26,7 @@ pub struct Wal<F: FileSystem> {
     /// Number of the segment `open` created; rotation k creates `first_segment + k`.
     first_segment: u64,
     writer: RefCell<Option<glommio::Task<()>>>,
+    zeroer: RefCell<Option<glommio::Task<()>>>,
 }
 
 impl<F: FileSystem> Wal<F> {
@@ -71,6 +72,9 @@ impl<F: FileSystem> Wal<F> {
         live_segments.insert(segment);
         let state = State {
             zeroed_until: 0,
+            zero_target: 0,
+            zero_from: 0,
+            zeroing: None,
             buffer: LogBuffer::new(),
             segment,
             file: Some(Rc::new(file)),
@@ -90,10 +94,12 @@ impl<F: FileSystem> Wal<F> {
         };
         let shared = Rc::new(Shared::new(fs, dir, opts, state));
         let writer = glommio::spawn_local(run_writer(shared.clone()));
+        let zeroer = glommio::spawn_local(run_zeroer(shared.clone()));
         Ok(Rc::new(Wal {
             shared,
             first_segment: segment,
             writer: RefCell::new(Some(writer)),
+            zeroer: RefCell::new(Some(zeroer)),
         }))
     }
 
@@ -278,8 +284,9 @@ impl<F: FileSystem> Wal<F> {
         }
     }
 
-    /// Refuses further appends, syncs everything appended, stops the writer task and closes
-    /// the segment file. Returns the sync's error (e.g. `Poisoned`) after stopping anyway.
+    /// Refuses further appends, syncs everything appended, stops the writer tasks and closes
+    /// the segment file. Returns the sync's error, or `Poisoned` if the WAL is, after
+    /// stopping anyway.
     pub async fn close(&self) -> Result<()> {
         let shared = &*self.shared;
         if shared.state.borrow().closed {
@@ -293,6 +300,16 @@ impl<F: FileSystem> Wal<F> {
         if let Some(writer) = writer {
             writer.await;
         }
+        // The writer's exit woke the zeroer, which stops after its write in flight.
+        let zeroer = self.zeroer.borrow_mut().take();
+        if let Some(zeroer) = zeroer {
+            zeroer.await;
+        }
+        // A WAL poisoned with nothing left to sync (a failed zero write) still says so.
+        let synced = synced.and_then(|()| match shared.state.borrow().poisoned.clone() {
+            Some(message) => Err(Error::Poisoned(message)),
+            None => Ok(()),
+        });
         let file = shared.state.borrow_mut().file.take();
         let closed = match file.map(Rc::try_unwrap) {
             Some(Ok(file)) if synced.is_ok() => file.close().await,
@@ -316,5 +333,6 @@ impl<F: FileSystem> Drop for Wal<F> {
         // Without close(): stop the writer without further I/O (dropping the task cancels it).
         self.shared.state.borrow_mut().stop = true;
         self.shared.work.notify_all();
+        self.shared.zero_work.notify_all();
     }
 }

@@ -5,7 +5,8 @@
 #   2. snapshots `ringkv-admin stats`, runs the same fill at RATE keys/s for SECONDS seconds
 #      (open loop, latency from the scheduled time), snapshots again, and prints per shard the
 #      difference: stall/slowdown time, flushes, compactions, bytes written, and the server's
-#      per-wave write latency and WAL fdatasync histograms (cumulative counts per bucket) with
+#      per-wave write latency, WAL fdatasync, flush and compaction duration histograms
+#      (cumulative counts per bucket) with
 #      the bucket that holds the 50th/90th/99th percentile;
 #   3. prints the CPU each shard thread and the generator used, and the shard threads'
 #      involuntary context switches (the OS taking the core away), over the measured run.
@@ -45,7 +46,7 @@ for i, (sa, sb) in enumerate(zip(a, b)):
     keys = ["stall_micros", "slowdown_micros", "flushes", "compactions", "disk_bytes_written",
             "wal_bytes_written", "user_ops_written"]
     print(f"shard {i}:", {k: cb[k] - ca[k] for k in keys})
-    for h in ["latency_write_us", "wal_sync_us"]:
+    for h in ["latency_write_us", "wal_sync_us", "flush_us", "compaction_us"]:
         def le(k):
             v = k.split("_le_")[1]
             return float("inf") if v == "inf" else float(v)

@@ -87,6 +87,7 @@ fn metrics_parse_and_move_with_the_load() {
         ("ringkv_network_sent_bytes", "counter"),
         ("ringkv_wal_syncs", "counter"),
         ("ringkv_wal_sync_duration_seconds", "histogram"),
+        ("ringkv_background_duration_seconds", "histogram"),
         ("ringkv_flushes", "counter"),
         ("ringkv_compactions", "counter"),
         ("ringkv_compaction_debt_bytes", "gauge"),

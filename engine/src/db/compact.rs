@@ -56,6 +56,7 @@ fn files_of<F: FileSystem>(
 
 /// Runs one planned job and installs its result.
 async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
+    let started = std::time::Instant::now();
     let version = inner.current();
     let inputs = files_of(&version, plan.level, &plan.inputs);
     let next = files_of(&version, plan.output_level, &plan.next_inputs);
@@ -158,7 +159,9 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
         inner.fs.sync_dir(&inner.dir).await?;
     }
     install(inner, edit, added).await?;
-    inner.counters.add_compaction(bytes_read, bytes_written);
+    inner
+        .counters
+        .add_compaction(bytes_read, bytes_written, started.elapsed());
     Ok(())
 }
 

@@ -116,6 +116,7 @@ pub(crate) async fn purge_obsolete<F: FileSystem>(inner: &Inner<F>) {
 
 /// Writes one frozen memtable to an L0 table and installs it.
 async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Result<()> {
+    let started = std::time::Instant::now();
     let wal_min_segment = {
         let imm = inner.immutables.borrow();
         imm.get(1)
@@ -129,6 +130,7 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         ..Default::default()
     };
     let mut added = Vec::new();
+    let mut flushed_bytes = None;
     if !frozen.mem.is_empty() {
         let number = inner.next_file_number();
         let path = sst_path(&inner.dir, number);
@@ -156,7 +158,7 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
             glommio::yield_if_needed().await;
         }
         let summary = writer.finish().await?;
-        inner.counters.add_flush(summary.file_size);
+        flushed_bytes = Some(summary.file_size);
         let info = FileInfo {
             level: 0,
             number,
@@ -171,6 +173,9 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         inner.fs.sync_dir(&inner.dir).await?;
     }
     install(inner, edit, added).await?;
+    if let Some(bytes) = flushed_bytes {
+        inner.counters.add_flush(bytes, started.elapsed());
+    }
     let segment_bytes = inner.wal.segment_bytes_max();
     for path in inner.wal.release_segments_below(wal_min_segment) {
         super::deleter::doom(inner, path, segment_bytes).await;

@@ -327,6 +327,10 @@ const REQUEST_HISTOGRAMS: [(&str, &str); 2] =
 /// The WAL fsync histogram: its STATS prefix (no kind label).
 const WAL_SYNC_HISTOGRAM: [(&str, &str); 1] = [("wal_sync_us", "")];
 
+/// Background work exported as `ringkv_background_duration_seconds{kind}`.
+const BACKGROUND_HISTOGRAMS: [(&str, &str); 2] =
+    [("flush_us", "flush"), ("compaction_us", "compaction")];
+
 /// Encodes the histogram STATS exported under `prefix` for shard `s`, labelled with `kind`
 /// unless it is empty.
 fn encode_histogram(
@@ -435,6 +439,11 @@ impl Collector for BoardCollector {
                 "ringkv_wal_sync_duration_seconds",
                 "Duration of the WAL's group commits: the write of the group and its fdatasync.",
                 &WAL_SYNC_HISTOGRAM[..],
+            ),
+            (
+                "ringkv_background_duration_seconds",
+                "Duration of memtable flushes and compactions, from start to install.",
+                &BACKGROUND_HISTOGRAMS[..],
             ),
         ] {
             let mut family =

@@ -569,6 +569,18 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         s.wal_sync_micros_sum,
         &mut values,
     );
+    crate::metrics::export_histogram(
+        "flush_us",
+        &s.flush_durations.counts,
+        s.flush_durations.sum_micros,
+        &mut values,
+    );
+    crate::metrics::export_histogram(
+        "compaction_us",
+        &s.compaction_durations.counts,
+        s.compaction_durations.sum_micros,
+        &mut values,
+    );
     c.latency_read.export("latency_read_us", &mut values);
     c.latency_write.export("latency_write_us", &mut values);
     ShardStats {

@@ -43,18 +43,26 @@ async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Result<(
     .await
 }
 
+/// A `Sync` WAL on a fresh [`MemFs`] whose first record is durable and whose first zero
+/// write (which that commit asked for) is held in flight. Returns the file system, the WAL and
+/// the first record's index.
+async fn held_zero_write(limit: Duration) -> Result<(MemFs, Rc<Wal<MemFs>>, u64)> {
+    let fs = MemFs::new();
+    let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 1, 1).await?;
+    fs.faults().hold_writes_from(HOLD_FROM);
+    // The first commit asks for zeros past a gap of half the zero-ahead; that write is held.
+    // (A commit that waited for it would never finish.)
+    let first = wal.append(1, &body(1, 1000)).await?;
+    within(limit, "first commit", wal.wait_durable(first)).await?;
+    until(limit, "zero write held", || fs.faults().held_writes() == 1).await?;
+    Ok((fs, wal, first))
+}
+
 #[test]
 fn wal_commits_go_on_while_a_zero_write_is_held_and_never_land_under_it() -> TestResult {
     run(|| async {
         let limit = Duration::from_secs(20);
-        let fs = MemFs::new();
-        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 1, 1).await?;
-        fs.faults().hold_writes_from(HOLD_FROM);
-        // The first commit asks for zeros past a gap of half the zero-ahead; that write is
-        // held.
-        let first = wal.append(1, &body(1, 1000)).await?;
-        within(limit, "first commit", wal.wait_durable(first)).await?;
-        until(limit, "zero write held", || fs.faults().held_writes() == 1).await?;
+        let (fs, wal, _) = held_zero_write(limit).await?;
         // Commits within the gap complete while the zero write stays in flight.
         // Records of 1000 + 24 bytes: 8 fewer than fill the gap.
         let gap_records = SYNC_ZERO_AHEAD_BYTES / 2 / 1024 - 8;
@@ -103,12 +111,7 @@ fn wal_commits_go_on_while_a_zero_write_is_held_and_never_land_under_it() -> Tes
 fn wal_failed_zero_write_poisons() -> TestResult {
     run(|| async {
         let limit = Duration::from_secs(20);
-        let fs = MemFs::new();
-        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 1, 1).await?;
-        fs.faults().hold_writes_from(HOLD_FROM);
-        let first = wal.append(1, &body(1, 1000)).await?;
-        wal.wait_durable(first).await?;
-        until(limit, "zero write held", || fs.faults().held_writes() == 1).await?;
+        let (fs, wal, first) = held_zero_write(limit).await?;
         // The held zero write is the next write to reach the disk; it fails.
         fs.faults().fail_write_in.set(Some(1));
         fs.faults().release_held_writes();
@@ -125,12 +128,7 @@ fn wal_failed_zero_write_poisons() -> TestResult {
 fn wal_rotation_waits_for_the_zero_write_of_the_old_segment() -> TestResult {
     run(|| async {
         let limit = Duration::from_secs(20);
-        let fs = MemFs::new();
-        let wal = Wal::open(fs.clone(), dir(), opts(Durability::Sync), 1, 1).await?;
-        fs.faults().hold_writes_from(HOLD_FROM);
-        let first = wal.append(1, &body(1, 1000)).await?;
-        wal.wait_durable(first).await?;
-        until(limit, "zero write held", || fs.faults().held_writes() == 1).await?;
+        let (fs, wal, _) = held_zero_write(limit).await?;
         wal.append(1, &body(2, 1000)).await?;
         let rotated = Rc::new(Cell::new(false));
         let rotation = {

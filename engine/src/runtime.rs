@@ -179,6 +179,9 @@ mod tests {
     /// way, in io_uring_enter.)
     #[test]
     fn watchdog_interrupts_a_thread_whose_tick_stopped() {
+        // Read before the thread exists: on a loaded machine the watchdog may signal it
+        // before this thread runs again.
+        let before = watchdog_wakes();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _watched = watchdog::watch();
@@ -197,7 +200,6 @@ mod tests {
             }
             let _ = tx.send((n, err.raw_os_error()));
         });
-        let before = watchdog_wakes();
         let (n, errno) = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("the watchdog never woke the stalled thread");

@@ -435,19 +435,12 @@ impl<'a> Driver<'a> {
             }
         }
         self.open = open;
-        // A partly gathered BATCH goes out at the end of a round in closed loop. Under
-        // --rate it waits to fill (its latency counts from its first operation) unless
-        // that operation has waited BATCH_WAIT_MAX or no more operations will come.
-        // A frame is never sent before its newest put is due (puts generated ahead).
+        // A partly gathered BATCH goes out at the end of a round in closed loop, and once no
+        // more operations will come; otherwise when `batch_leaves_at` says.
+        let eager = self.interval.is_none() || !more;
         for wire in 0..wires {
-            let batch = &self.sessions[s].batch[wire];
-            let (Some(first), Some(newest)) = (batch.first(), batch.last()) else {
-                continue;
-            };
-            let waited_enough = now.saturating_duration_since(first.due) >= BATCH_WAIT_MAX;
-            let full = batch.len() >= self.plan.load.batch;
-            let send = self.interval.is_none() || !more || waited_enough || full;
-            if send && newest.due <= now {
+            let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
+            if leaves_at.is_some_and(|at| at <= now) {
                 self.send_batch(s, wire, now)?;
             }
         }
@@ -458,6 +451,19 @@ impl<'a> Driver<'a> {
         Ok(more
             || session.queued.iter().any(|q| !q.is_empty())
             || session.batch.iter().any(|b| !b.is_empty()))
+    }
+
+    /// When a gathered BATCH frame may leave (`None` if nothing is gathered): `eager`, or
+    /// once full, when its newest put is due; otherwise (under --rate) when its first put has
+    /// waited [`BATCH_WAIT_MAX`] (its latency counts from that put). Never before its newest
+    /// put is due (puts may be generated ahead).
+    fn batch_leaves_at(&self, batch: &[Op], eager: bool) -> Option<Instant> {
+        let (first, newest) = (batch.first()?, batch.last()?);
+        Some(if eager || batch.len() >= self.plan.load.batch {
+            newest.due
+        } else {
+            (first.due + BATCH_WAIT_MAX).max(newest.due)
+        })
     }
 
     /// Whether connection `wire` of session `s` can take another operation now: a frame
@@ -762,12 +768,8 @@ impl<'a> Driver<'a> {
                 false => self.next_due.checked_sub(self.lookahead).unwrap_or(now),
             };
             for batch in self.sessions.iter().flat_map(|s| &s.batch) {
-                if let (Some(first), Some(newest)) = (batch.first(), batch.last()) {
-                    wake = wake.min(if batch.len() >= self.plan.load.batch {
-                        newest.due
-                    } else {
-                        (first.due + BATCH_WAIT_MAX).max(newest.due)
-                    });
+                if let Some(at) = self.batch_leaves_at(batch, false) {
+                    wake = wake.min(at);
                 }
             }
             until = until.min(wake.max(now + OPEN_LOOP_QUANTUM));

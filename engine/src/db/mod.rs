@@ -33,7 +33,7 @@ pub use batch::{decode as decode_batch, BatchOp, WriteBatch, KEY_BYTES_MAX, VALU
 pub use multiget::{GetManySink, GROUP as GET_MANY_GROUP};
 pub use options::DbOptions;
 pub use read::{Scan, Snapshot};
-pub use stats::{DbStats, DurationHistogram, LevelStats};
+pub use stats::{DbStats, LevelStats};
 pub use write::WriteTicket;
 
 use crate::cache::BlockCache;

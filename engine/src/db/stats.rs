@@ -3,41 +3,10 @@
 use super::compact::{pick_files, picker_config};
 use super::Inner;
 use crate::compaction::picker;
+use crate::histogram::Histogram;
 use crate::io::FileSystem;
-use crate::wal::{latency_bucket, LATENCY_BOUNDS_MICROS};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
-
-/// Buckets of a duration histogram (see [`LATENCY_BOUNDS_MICROS`]).
-const BUCKETS: usize = LATENCY_BOUNDS_MICROS.len() + 1;
-
-/// A duration histogram over [`LATENCY_BOUNDS_MICROS`]: counts per bucket (not cumulative,
-/// the last bucket above every bound) and the sum in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DurationHistogram {
-    pub counts: [u64; BUCKETS],
-    pub sum_micros: u64,
-}
-
-#[derive(Default)]
-struct HistogramCells {
-    counts: [Cell<u64>; BUCKETS],
-    sum_micros: Cell<u64>,
-}
-
-impl HistogramCells {
-    fn record(&self, d: Duration) {
-        let micros = d.as_micros() as u64;
-        bump(&self.counts[latency_bucket(micros)], 1);
-        bump(&self.sum_micros, micros);
-    }
-    fn get(&self) -> DurationHistogram {
-        DurationHistogram {
-            counts: std::array::from_fn(|i| self.counts[i].get()),
-            sum_micros: self.sum_micros.get(),
-        }
-    }
-}
 
 /// Monotonic counters updated by the write path and background tasks.
 #[derive(Default)]
@@ -55,8 +24,8 @@ pub(crate) struct Counters {
     slowdown_micros: Cell<u64>,
     files_deleted: Cell<u64>,
     delete_errors: Cell<u64>,
-    flush_durations: HistogramCells,
-    compaction_durations: HistogramCells,
+    flush_durations: RefCell<Histogram>,
+    compaction_durations: RefCell<Histogram>,
 }
 
 fn bump(c: &Cell<u64>, by: u64) {
@@ -71,13 +40,17 @@ impl Counters {
     pub fn add_flush(&self, bytes: u64, took: Duration) {
         bump(&self.flush_bytes, bytes);
         bump(&self.flushes, 1);
-        self.flush_durations.record(took);
+        self.flush_durations
+            .borrow_mut()
+            .record(took.as_micros() as u64, 1);
     }
     pub fn add_compaction(&self, read: u64, written: u64, took: Duration) {
         bump(&self.compaction_read_bytes, read);
         bump(&self.compaction_write_bytes, written);
         bump(&self.compactions, 1);
-        self.compaction_durations.record(took);
+        self.compaction_durations
+            .borrow_mut()
+            .record(took.as_micros() as u64, 1);
     }
     pub fn add_trivial_move(&self) {
         bump(&self.trivial_moves, 1);
@@ -120,16 +93,14 @@ pub struct DbStats {
     pub disk_bytes_written: u64,
     pub wal_bytes_written: u64,
     pub wal_syncs: u64,
-    /// WAL commit fdatasync durations per bucket of `wal::LATENCY_BOUNDS_MICROS` (not
-    /// cumulative, the last bucket above every bound) and their sum in microseconds.
-    pub wal_sync_micros: [u64; crate::wal::LATENCY_BOUNDS_MICROS.len() + 1],
-    pub wal_sync_micros_sum: u64,
+    /// How long each WAL group commit (write + fdatasync) took.
+    pub wal_sync_durations: Histogram,
     pub flush_bytes_written: u64,
     pub flushes: u64,
     /// How long each memtable flush took, from the start of its table to its install.
-    pub flush_durations: DurationHistogram,
+    pub flush_durations: Histogram,
     /// How long each compaction (not trivial moves) took, from its plan to its install.
-    pub compaction_durations: DurationHistogram,
+    pub compaction_durations: Histogram,
     pub compaction_bytes_read: u64,
     pub compaction_bytes_written: u64,
     pub compactions: u64,
@@ -205,12 +176,11 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         disk_bytes_written: disk,
         wal_bytes_written: wal.bytes_written,
         wal_syncs: wal.syncs,
-        wal_sync_micros: wal.sync_micros,
-        wal_sync_micros_sum: wal.sync_micros_sum,
+        wal_sync_durations: wal.sync_durations,
         flush_bytes_written: c.flush_bytes.get(),
         flushes: c.flushes.get(),
-        flush_durations: c.flush_durations.get(),
-        compaction_durations: c.compaction_durations.get(),
+        flush_durations: *c.flush_durations.borrow(),
+        compaction_durations: *c.compaction_durations.borrow(),
         compaction_bytes_read: c.compaction_read_bytes.get(),
         compaction_bytes_written: c.compaction_write_bytes.get(),
         compactions: c.compactions.get(),

@@ -70,13 +70,12 @@ pub(super) struct State<File> {
     pub buffer: LogBuffer,
     /// Number of the segment receiving appends.
     pub segment: u64,
-    /// Bytes of the current segment that are on disk or being written as data, or zeroed
-    /// ahead: zeros are only ever written from here on.
+    /// Bytes of the current segment that hold data or are being written as data, are zeroed
+    /// ahead, or are left to the data (the gap after a segment's first write): zeros are
+    /// only ever written from here on.
     pub zeroed_until: u64,
     /// How far the zeroer should zero the current segment (0: not asked yet).
     pub zero_target: u64,
-    /// Where the segment's zeroing starts (the gap below it is left to the data).
-    pub zero_from: u64,
     /// The range `[from, to)` of a zero write in flight.
     pub zeroing: Option<(u64, u64)>,
     /// Open file of `segment`; `None` only while a rotation creates it (or after close).
@@ -221,7 +220,7 @@ impl<F: FileSystem> Shared<F> {
                         return Ok(());
                     }
                     if st.zero_target == 0 {
-                        st.zero_from = (end + SYNC_ZERO_AHEAD_BYTES / 2).min(cap);
+                        st.zeroed_until = (end + SYNC_ZERO_AHEAD_BYTES / 2).min(cap);
                     }
                     st.zero_target = target;
                     drop(st);
@@ -234,11 +233,10 @@ impl<F: FileSystem> Shared<F> {
     }
 
     /// The next zero write the zeroer should make, marked as in flight: the current file and
-    /// the range from `zeroed_until` (or the segment's first `zero_from`) to `zero_target`.
+    /// the range from `zeroed_until` to `zero_target`.
     fn next_zero_job(&self) -> Option<(Rc<F::File>, u64, u64)> {
         let mut st = self.state.borrow_mut();
-        let from = st.zeroed_until.max(st.zero_from);
-        let to = st.zero_target;
+        let (from, to) = (st.zeroed_until, st.zero_target);
         if st.zeroing.is_some() || from >= to {
             return None;
         }
@@ -304,7 +302,7 @@ impl<F: FileSystem> Shared<F> {
         if sync {
             st.durable_next = st.durable_next.max(upto_next);
             st.stats.syncs += 1;
-            record_sync(&mut st.stats, started);
+            st.stats.sync_durations.record_since(started);
         }
         Ok(())
     }
@@ -336,7 +334,6 @@ impl<F: FileSystem> Shared<F> {
         st.file = Some(Rc::new(file));
         st.zeroed_until = 0;
         st.zero_target = 0;
-        st.zero_from = 0;
         st.live_segments.insert(new_segment);
         st.rotations_done += 1;
         Ok(())
@@ -399,9 +396,12 @@ pub(super) async fn run_zeroer<F: FileSystem>(shared: Rc<Shared<F>>) {
             shared.zero_work.notified(seen).await;
             continue;
         };
-        zeros.clear();
-        zeros.resize((to - from) as usize, 0);
-        let result = file.write_and_sync_at(from, &zeros).await;
+        // Only ever zeros: grown when a longer range comes, never rewritten.
+        let len = (to - from) as usize;
+        if zeros.len() < len {
+            zeros.resize(len, 0);
+        }
+        let result = file.write_and_sync_at(from, &zeros[..len]).await;
         drop(file);
         let failed = {
             let mut st = shared.state.borrow_mut();
@@ -428,11 +428,4 @@ pub(super) async fn run_zeroer<F: FileSystem>(shared: Rc<Shared<F>>) {
     }
     shared.state.borrow_mut().zeroing = None;
     shared.zeroed.notify_all();
-}
-
-/// Adds one fdatasync that began at `started` to the latency histogram.
-fn record_sync(stats: &mut super::WalStats, started: std::time::Instant) {
-    let micros = started.elapsed().as_micros() as u64;
-    stats.sync_micros[super::latency_bucket(micros)] += 1;
-    stats.sync_micros_sum += micros;
 }

@@ -76,27 +76,16 @@ pub struct Recovery {
     pub next_segment: u64,
 }
 
-/// Upper bounds, in microseconds, of the buckets of [`WalStats::sync_micros`] (a last bucket
-/// holds the rest). The server's request latency histograms use the same bounds.
-pub const LATENCY_BOUNDS_MICROS: [u64; 16] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 10_000_000,
-];
-
-/// The bucket of [`LATENCY_BOUNDS_MICROS`] that `micros` falls in.
-pub fn latency_bucket(micros: u64) -> usize {
-    LATENCY_BOUNDS_MICROS.partition_point(|&b| b < micros)
-}
+/// The buckets of the WAL's and the server's duration histograms (kept here too for the
+/// server, which names them through `wal`).
+pub use crate::histogram::{latency_bucket, LATENCY_BOUNDS_MICROS};
 
 /// Counters of an open WAL.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
     /// How long each group commit took (its write and fdatasync, which are issued together;
-    /// or the fdatasync alone when there was nothing new to write): counts per bucket of
-    /// [`LATENCY_BOUNDS_MICROS`] (not cumulative; the last bucket is above every bound).
-    pub sync_micros: [u64; LATENCY_BOUNDS_MICROS.len() + 1],
-    /// Sum of the group commit durations in microseconds.
-    pub sync_micros_sum: u64,
+    /// or the fdatasync alone when there was nothing new to write).
+    pub sync_durations: crate::histogram::Histogram,
     /// Bytes handed to the device, including rewritten partial pages and zero padding.
     pub bytes_written: u64,
     /// Records appended.

@@ -73,7 +73,6 @@ impl<F: FileSystem> Wal<F> {
         let state = State {
             zeroed_until: 0,
             zero_target: 0,
-            zero_from: 0,
             zeroing: None,
             buffer: LogBuffer::new(),
             segment,

@@ -43,6 +43,20 @@ async fn until(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Result<(
     .await
 }
 
+/// Spawns `f`; the returned flag turns true once it has finished.
+fn spawn_flagged<T: 'static>(
+    f: impl Future<Output = T> + 'static,
+) -> (glommio::Task<T>, Rc<Cell<bool>>) {
+    let done = Rc::new(Cell::new(false));
+    let flag = done.clone();
+    let task = glommio::spawn_local(async move {
+        let out = f.await;
+        flag.set(true);
+        out
+    });
+    (task, done)
+}
+
 /// A `Sync` WAL on a fresh [`MemFs`] whose first record is durable and whose first zero
 /// write (which that commit asked for) is held in flight. Returns the file system, the WAL and
 /// the first record's index.
@@ -77,18 +91,16 @@ fn wal_commits_go_on_while_a_zero_write_is_held_and_never_land_under_it() -> Tes
         assert_eq!(fs.faults().held_writes(), 1);
         assert_eq!(wal.stats().zero_writes, 0);
         // A commit whose data reaches into the held range waits for the zero write.
-        let done = Rc::new(Cell::new(false));
-        let writer = {
-            let (wal, done) = (wal.clone(), done.clone());
-            glommio::spawn_local(async move {
+        let (writer, done) = spawn_flagged({
+            let wal = wal.clone();
+            async move {
                 for index in gap_records + 1..=gap_records + 64 {
                     let at = wal.append(1, &body(index, 1000)).await?;
                     wal.wait_durable(at).await?;
                 }
-                done.set(true);
                 Result::Ok(())
-            })
-        };
+            }
+        });
         glommio::timer::sleep(Duration::from_millis(50)).await;
         assert!(!done.get(), "data was written into a range being zeroed");
         fs.faults().release_held_writes();
@@ -130,15 +142,10 @@ fn wal_rotation_waits_for_the_zero_write_of_the_old_segment() -> TestResult {
         let limit = Duration::from_secs(20);
         let (fs, wal, _) = held_zero_write(limit).await?;
         wal.append(1, &body(2, 1000)).await?;
-        let rotated = Rc::new(Cell::new(false));
-        let rotation = {
-            let (wal, rotated) = (wal.clone(), rotated.clone());
-            glommio::spawn_local(async move {
-                let next = wal.rotate().await;
-                rotated.set(true);
-                next
-            })
-        };
+        let (rotation, rotated) = spawn_flagged({
+            let wal = wal.clone();
+            async move { wal.rotate().await }
+        });
         glommio::timer::sleep(Duration::from_millis(50)).await;
         // The old segment is neither finished nor closed under its zero write.
         assert!(!rotated.get(), "rotated past a zero write in flight");

@@ -15,7 +15,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ringkv_proto::ShardStats;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -29,55 +29,39 @@ pub const REQUEST_BYTES_MAX: usize = 8192;
 pub const SCRAPE_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf): the
-/// engine's, so WAL fsync and request histograms share them.
-pub use ringkv_engine::wal::LATENCY_BOUNDS_MICROS;
+/// engine's, so WAL fsync, flush, compaction and request histograms share them.
+pub use ringkv_engine::histogram::{Histogram, LATENCY_BOUNDS_MICROS};
 
 /// A latency histogram of one shard (not thread-safe: the shard's executor owns it).
 #[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    /// Non-cumulative counts; the last one is above every bound.
-    buckets: [Cell<u64>; LATENCY_BOUNDS_MICROS.len() + 1],
-    sum_micros: Cell<u64>,
-}
+pub struct LatencyHistogram(RefCell<Histogram>);
 
 impl LatencyHistogram {
     /// Records `n` requests that took `micros` each.
     pub fn record(&self, micros: u64, n: u64) {
-        if n == 0 {
-            return;
+        if n > 0 {
+            self.0.borrow_mut().record(micros, n);
         }
-        let i = ringkv_engine::wal::latency_bucket(micros);
-        let b = &self.buckets[i];
-        b.set(b.get().wrapping_add(n));
-        self.sum_micros
-            .set(self.sum_micros.get().wrapping_add(micros.saturating_mul(n)));
     }
 
-    /// Appends the histogram to STATS counters as `<name>_bucket_le_<bound>` (cumulative,
-    /// bound in microseconds, `inf` last), `<name>_sum` (microseconds) and `<name>_count`.
+    /// Appends the histogram to STATS counters, as [`export_histogram`] describes.
     pub fn export(&self, name: &str, values: &mut Vec<(String, u64)>) {
-        let counts: Vec<u64> = self.buckets.iter().map(Cell::get).collect();
-        export_histogram(name, &counts, self.sum_micros.get(), values);
+        export_histogram(name, &self.0.borrow(), values);
     }
 }
 
-/// Appends per-bucket `counts` (over [`LATENCY_BOUNDS_MICROS`], then the rest) and their
-/// `sum_micros` to STATS counters, as [`LatencyHistogram::export`] describes.
-pub fn export_histogram(
-    name: &str,
-    counts: &[u64],
-    sum_micros: u64,
-    values: &mut Vec<(String, u64)>,
-) {
+/// Appends `h` to STATS counters as `<name>_bucket_le_<bound>` (cumulative, bound in
+/// microseconds, `inf` last), `<name>_sum` (microseconds) and `<name>_count`.
+pub fn export_histogram(name: &str, h: &Histogram, values: &mut Vec<(String, u64)>) {
     let mut cumulative = 0u64;
-    for (i, count) in counts.iter().enumerate() {
+    for (i, count) in h.counts.iter().enumerate() {
         cumulative += count;
         let bound = LATENCY_BOUNDS_MICROS
             .get(i)
             .map_or_else(|| "inf".to_string(), u64::to_string);
         values.push((format!("{name}_bucket_le_{bound}"), cumulative));
     }
-    values.push((format!("{name}_sum"), sum_micros));
+    values.push((format!("{name}_sum"), h.sum_micros));
     values.push((format!("{name}_count"), cumulative));
 }
 

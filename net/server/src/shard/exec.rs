@@ -563,24 +563,13 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         values.push((format!("level{level}_files"), l.files));
         values.push((format!("level{level}_bytes"), l.bytes));
     }
-    crate::metrics::export_histogram(
-        "wal_sync_us",
-        &s.wal_sync_micros,
-        s.wal_sync_micros_sum,
-        &mut values,
-    );
-    crate::metrics::export_histogram(
-        "flush_us",
-        &s.flush_durations.counts,
-        s.flush_durations.sum_micros,
-        &mut values,
-    );
-    crate::metrics::export_histogram(
-        "compaction_us",
-        &s.compaction_durations.counts,
-        s.compaction_durations.sum_micros,
-        &mut values,
-    );
+    for (name, h) in [
+        ("wal_sync_us", &s.wal_sync_durations),
+        ("flush_us", &s.flush_durations),
+        ("compaction_us", &s.compaction_durations),
+    ] {
+        crate::metrics::export_histogram(name, h, &mut values);
+    }
     c.latency_read.export("latency_read_us", &mut values);
     c.latency_write.export("latency_write_us", &mut values);
     ShardStats {

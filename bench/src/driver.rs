@@ -11,8 +11,8 @@
 //!
 //! Closed loop (default): an operation is due when it is sent. Open loop (`--rate`):
 //! operation `n` of a thread is due at `start + n / rate`, and its latency counts from then,
-//! so a slow server cannot hide its queueing (no coordinated omission). A BATCH frame's
-//! latency is counted from its first operation's due time, for each operation in it.
+//! so a slow server cannot hide its queueing (no coordinated omission). Each put of a BATCH
+//! frame is timed from its own due time to the frame's answer.
 
 use crate::inflight::InFlight;
 use crate::keys::{make_key, permute, KeyChooser, Rng};
@@ -122,6 +122,9 @@ struct Frame {
     rmw_write: bool,
     /// Key and value bytes of the puts of this frame (BATCH frames).
     bytes: u64,
+    /// A BATCH frame's puts, each timed from its own due time when the frame is answered
+    /// (empty for other frames). The buffer goes back to `Driver::spare_batches` then.
+    puts: Vec<Op>,
 }
 
 struct Session {
@@ -153,6 +156,9 @@ pub struct Driver<'a> {
     key: Vec<u8>,
     /// The puts of the frame being sent (reused).
     puts: Puts,
+    /// Emptied put buffers of answered BATCH frames, for the next frames to gather into
+    /// (at most one per frame in flight and connection, so bounded by `--pipeline`).
+    spare_batches: Vec<Vec<Op>>,
     fds: Vec<libc::pollfd>,
     /// Scratch: which connections of a session take frames this round.
     open: Vec<bool>,
@@ -238,6 +244,7 @@ impl<'a> Driver<'a> {
             values,
             key: Vec::with_capacity(load.key_size),
             puts: Puts::default(),
+            spare_batches: Vec::new(),
             fds: Vec::new(),
             open: Vec::new(),
             fd_owner: Vec::new(),
@@ -393,11 +400,13 @@ impl<'a> Driver<'a> {
                 .iter()
                 .map(|f| f.len() <= resume_at),
         );
-        for (wire, &open) in open.iter().enumerate() {
-            while open && self.has_room(s, wire) {
-                let Some(mut op) = self.sessions[s].queued[wire].pop_front() else {
+        for wire in open.iter().enumerate().filter(|(_, &o)| o).map(|(w, _)| w) {
+            while let Some(&next) = self.sessions[s].queued[wire].front() {
+                if !self.has_room(s, wire, next.due) {
                     break;
-                };
+                }
+                let mut op = next;
+                self.sessions[s].queued[wire].pop_front();
                 // Closed loop: an operation is due when it is sent, not when it was made
                 // and queued behind a full window.
                 if self.interval.is_none() {
@@ -423,7 +432,10 @@ impl<'a> Driver<'a> {
             } else {
                 usize::from(self.plan.topology.shard_of_key(&self.key))
             };
-            if open[wire] && self.sessions[s].queued[wire].is_empty() && self.has_room(s, wire) {
+            if open[wire]
+                && self.sessions[s].queued[wire].is_empty()
+                && self.has_room(s, wire, op.due)
+            {
                 self.issue_keyed(s, wire, op, now)?;
             } else {
                 let queue = &mut self.sessions[s].queued[wire];
@@ -466,13 +478,20 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Whether connection `wire` of session `s` can take another operation now: a frame
-    /// slot is free, or a BATCH frame is being gathered (it took its slot when it began).
-    fn has_room(&self, s: usize, wire: usize) -> bool {
+    /// Whether connection `wire` of session `s` can take an operation due at `due` now: a
+    /// frame slot is free, or a BATCH frame is being gathered (it took its slot when it
+    /// began) that is not full and, under --rate, that the operation would not hold past
+    /// [`BATCH_WAIT_MAX`] after its first put (puts generated ahead would otherwise keep
+    /// pushing a sparse frame's departure back).
+    fn has_room(&self, s: usize, wire: usize, due: Instant) -> bool {
         let session = &self.sessions[s];
-        match session.batch[wire].len() {
-            0 => session.in_flight[wire].len() < self.plan.load.pipeline,
-            gathered => gathered < self.plan.load.batch,
+        let batch = &session.batch[wire];
+        match batch.first() {
+            None => session.in_flight[wire].len() < self.plan.load.pipeline,
+            Some(first) => {
+                batch.len() < self.plan.load.batch
+                    && (self.interval.is_none() || due <= first.due + BATCH_WAIT_MAX)
+            }
         }
     }
 
@@ -491,6 +510,7 @@ impl<'a> Driver<'a> {
             index: op.index,
             rmw_write: false,
             bytes: 0,
+            puts: Vec::new(),
         };
         if !matches!(op.kind, OpKind::Put | OpKind::Insert) {
             self.note_lag(op.due, now, 1);
@@ -541,11 +561,10 @@ impl<'a> Driver<'a> {
                 index: first.index,
                 rmw_write: false,
                 bytes,
+                puts: ops,
             },
         )?;
-        let mut ops = ops;
-        ops.clear();
-        session.batch[wire] = ops;
+        session.batch[wire] = self.spare_batches.pop().unwrap_or_default();
         Ok(())
     }
 
@@ -677,27 +696,38 @@ impl<'a> Driver<'a> {
         let latency = now.saturating_duration_since(frame.due);
         let ops = u64::from(frame.count) + u64::from(frame.inserts);
         self.tick_ops += ops;
-        record(&mut self.tick_histogram, latency);
         if error {
             self.tick_errors += ops;
         }
-        if frame.due < self.plan.measure_from {
+        let measured = frame.due >= self.plan.measure_from;
+        if frame.puts.is_empty() {
+            record(&mut self.tick_histogram, latency);
+            if measured {
+                record(&mut self.result.histograms[frame.kind.index()], latency);
+            }
+        } else {
+            for op in &frame.puts {
+                let latency = now.saturating_duration_since(op.due);
+                record(&mut self.tick_histogram, latency);
+                if measured {
+                    record(&mut self.result.histograms[op.kind.index()], latency);
+                }
+            }
+            let mut spare = frame.puts;
+            spare.clear();
+            self.spare_batches.push(spare);
+        }
+        if !measured {
             return Ok(());
         }
         self.result.last = Some(now);
-        let mut account = |kind: OpKind, n: u32| {
-            if n == 0 {
-                return;
-            }
+        for (kind, n) in [(frame.kind, frame.count), (OpKind::Insert, frame.inserts)] {
             let i = kind.index();
             self.result.ops[i] += u64::from(n);
             if error {
                 self.result.errors[i] += u64::from(n);
             }
-            record_n(&mut self.result.histograms[i], latency, u64::from(n));
-        };
-        account(frame.kind, frame.count);
-        account(OpKind::Insert, frame.inserts);
+        }
         let key_size = self.plan.load.key_size as u64;
         let bytes = match outcome {
             Outcome::Missing => {

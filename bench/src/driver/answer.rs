@@ -4,7 +4,7 @@
 
 use super::{Driver, Frame, Op};
 use crate::keys::make_key;
-use crate::latency::record;
+use crate::latency::record_n;
 use crate::mix::OpKind;
 use crate::verify::{judge, Verdict};
 use crate::wire::Outcome;
@@ -94,25 +94,22 @@ impl Driver<'_> {
                 eprintln!("server error: {message}");
             }
         }
-        let latency = now.saturating_duration_since(frame.due);
-        let ops = u64::from(frame.count) + u64::from(frame.inserts);
+        let ops = frame.puts.len().max(1) as u64;
         self.tick_ops += ops;
         if error {
             self.tick_errors += ops;
         }
         let measured = frame.due >= self.plan.measure_from;
         if frame.puts.is_empty() {
-            record(&mut self.tick_histogram, latency);
-            if measured {
-                record(&mut self.result.histograms[frame.kind.index()], latency);
-            }
+            self.account(frame.kind, frame.due, 1, now, measured, error);
         } else {
-            for op in &frame.puts {
-                let latency = now.saturating_duration_since(op.due);
-                record(&mut self.tick_histogram, latency);
-                if measured {
-                    record(&mut self.result.histograms[op.kind.index()], latency);
-                }
+            // Puts of one kind due at one time (a closed-loop frame's are) go in at once.
+            for run in frame
+                .puts
+                .chunk_by(|a, b| a.due == b.due && a.kind == b.kind)
+            {
+                let n = run.len() as u64;
+                self.account(run[0].kind, run[0].due, n, now, measured, error);
             }
             let mut spare = frame.puts;
             spare.clear();
@@ -122,13 +119,6 @@ impl Driver<'_> {
             return Ok(());
         }
         self.result.last = Some(now);
-        for (kind, n) in [(frame.kind, frame.count), (OpKind::Insert, frame.inserts)] {
-            let i = kind.index();
-            self.result.ops[i] += u64::from(n);
-            if error {
-                self.result.errors[i] += u64::from(n);
-            }
-        }
         let key_size = self.plan.load.key_size as u64;
         let bytes = match outcome {
             Outcome::Missing => {
@@ -141,6 +131,30 @@ impl Driver<'_> {
         // Inserts' bytes are counted with the puts of their frame.
         self.result.bytes[frame.kind.index()] += bytes;
         Ok(())
+    }
+
+    /// Counts `n` operations of `kind` due at `due` and answered at `now`: in the live
+    /// line's histogram, and when `measured` (due after the warm-up) in the result's latency
+    /// histogram, operations and (`error`) errors.
+    fn account(
+        &mut self,
+        kind: OpKind,
+        due: Instant,
+        n: u64,
+        now: Instant,
+        measured: bool,
+        error: bool,
+    ) {
+        let latency = now.saturating_duration_since(due);
+        record_n(&mut self.tick_histogram, latency, n);
+        if measured {
+            let i = kind.index();
+            record_n(&mut self.result.histograms[i], latency, n);
+            self.result.ops[i] += n;
+            if error {
+                self.result.errors[i] += n;
+            }
+        }
     }
 
     /// Judges the read-back of key `index` (`--verify`).

@@ -114,18 +114,15 @@ struct Op {
 
 struct Frame {
     due: Instant,
+    /// `Put` for a BATCH frame (its puts and inserts are in `puts`), else the one operation's.
     kind: OpKind,
-    /// Operations in the frame (puts of a BATCH; 1 otherwise).
-    count: u32,
-    /// Inserts among them.
-    inserts: u32,
     index: u64,
     /// A read-modify-write whose read has answered and whose write is in flight.
     rmw_write: bool,
     /// Key and value bytes of the puts of this frame (BATCH frames).
     bytes: u64,
-    /// A BATCH frame's puts, each timed from its own due time when the frame is answered
-    /// (empty for other frames). The buffer goes back to `Driver::spare_batches` then.
+    /// A BATCH frame's puts and inserts, each timed from its own due time when the frame is
+    /// answered (empty for other frames, which hold one operation). The buffer goes back to `Driver::spare_batches` then.
     puts: Vec<Op>,
 }
 
@@ -469,14 +466,14 @@ impl<'a> Driver<'a> {
 
     /// When a gathered BATCH frame may leave (`None` if nothing is gathered): `eager`, or
     /// once full, when its newest put is due; otherwise (under --rate) when its first put has
-    /// waited [`BATCH_WAIT_MAX`] (its latency counts from that put). Never before its newest
-    /// put is due (puts may be generated ahead).
+    /// waited [`BATCH_WAIT_MAX`]. Never before its newest put is due (puts may be generated
+    /// ahead, but [`Driver::has_room`] takes none due later than that wait).
     fn batch_leaves_at(&self, batch: &[Op], eager: bool) -> Option<Instant> {
         let (first, newest) = (batch.first()?, batch.last()?);
         Some(if eager || batch.len() >= self.plan.load.batch {
             newest.due
         } else {
-            (first.due + BATCH_WAIT_MAX).max(newest.due)
+            first.due + BATCH_WAIT_MAX
         })
     }
 
@@ -504,11 +501,9 @@ impl<'a> Driver<'a> {
 
     /// [`Driver::issue`] when `self.key` already holds `op`'s key.
     fn issue_keyed(&mut self, s: usize, wire: usize, op: Op, now: Instant) -> Result<()> {
-        let frame = |count, inserts| Frame {
+        let frame = || Frame {
             due: op.due,
             kind: op.kind,
-            count,
-            inserts,
             index: op.index,
             rmw_write: false,
             bytes: 0,
@@ -521,11 +516,11 @@ impl<'a> Driver<'a> {
         match op.kind {
             OpKind::Get | OpKind::Rmw => {
                 let id = session.wires[wire].send_get(&self.key)?;
-                session.in_flight[wire].insert(id, frame(1, 0))?;
+                session.in_flight[wire].insert(id, frame())?;
             }
             OpKind::Scan => {
                 let id = session.wires[wire].send_scan(&self.key, op.scan_len)?;
-                session.in_flight[wire].insert(id, frame(1, 0))?;
+                session.in_flight[wire].insert(id, frame())?;
             }
             OpKind::Put | OpKind::Insert => {
                 session.batch[wire].push(op);
@@ -551,15 +546,12 @@ impl<'a> Driver<'a> {
         if let Some(newest) = ops.last() {
             self.note_lag(newest.due, now, ops.len() as u64);
         }
-        let inserts = ops.iter().filter(|o| o.kind == OpKind::Insert).count() as u32;
         let session = &mut self.sessions[s];
         session.in_flight[wire].insert(
             id,
             Frame {
                 due: first.due,
                 kind: OpKind::Put,
-                count: ops.len() as u32 - inserts,
-                inserts,
                 index: first.index,
                 rmw_write: false,
                 bytes,

@@ -43,7 +43,7 @@ import json, sys
 a, b = (json.load(open(p))["shards"] for p in sys.argv[1:3])
 for i, (sa, sb) in enumerate(zip(a, b)):
     ca, cb = sa["counters"], sb["counters"]
-    keys = ["stall_micros", "slowdown_micros", "flushes", "compactions", "disk_bytes_written",
+    keys = ["stall_micros", "slowdown_micros", "background_paced_micros", "flushes", "compactions", "disk_bytes_written",
             "wal_bytes_written", "user_ops_written"]
     print(f"shard {i}:", {k: cb[k] - ca[k] for k in keys})
     for h in ["latency_write_us", "wal_sync_us", "flush_us", "compaction_us"]:

@@ -9,7 +9,7 @@ use crate::compaction::merge::{LevelSource, MergeIter, Source};
 use crate::compaction::picker::{self, PickFile, PickerConfig, Plan};
 use crate::compaction::retain::Retainer;
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
+use crate::io::{FileSystem, WriteClass};
 use crate::key::parse_internal;
 use crate::manifest::{FileInfo, VersionEdit, LEVELS};
 use crate::sstable::TableWriter;
@@ -128,7 +128,9 @@ async fn run<F: FileSystem>(inner: &Rc<Inner<F>>, plan: &Plan) -> Result<()> {
             if writer.is_none() {
                 let number = inner.next_file_number();
                 let file = inner.fs.create(&sst_path(&inner.dir, number)).await?;
-                writer = Some((number, TableWriter::new(file, writer_options(inner))));
+                let w = TableWriter::new(file, writer_options(inner))
+                    .paced(inner.pacer.clone(), WriteClass::Compaction);
+                writer = Some((number, w));
             }
             if let Some((_, w)) = writer.as_mut() {
                 w.add(merge.key(), merge.value()).await?;

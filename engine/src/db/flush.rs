@@ -8,7 +8,7 @@
 use super::version::TableFile;
 use super::{sst_path, write, Inner, MemState};
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
+use crate::io::{FileSystem, WriteClass};
 use crate::manifest::{FileInfo, VersionEdit};
 use crate::sstable::{Table, TableWriter, TableWriterOptions};
 use std::rc::Rc;
@@ -135,7 +135,8 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
         let number = inner.next_file_number();
         let path = sst_path(&inner.dir, number);
         let file = inner.fs.create(&path).await?;
-        let mut writer = TableWriter::new(file, writer_options(inner));
+        let mut writer = TableWriter::new(file, writer_options(inner))
+            .paced(inner.pacer.clone(), WriteClass::Flush);
         let mut resume: Option<(Vec<u8>, u64)> = None;
         let mut buf = Vec::with_capacity(1 << 20);
         loop {

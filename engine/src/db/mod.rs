@@ -31,14 +31,14 @@ mod write;
 
 pub use batch::{decode as decode_batch, BatchOp, WriteBatch, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use multiget::{GetManySink, GROUP as GET_MANY_GROUP};
-pub use options::DbOptions;
+pub use options::{DbOptions, BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT};
 pub use read::{Scan, Snapshot};
 pub use stats::{DbStats, LevelStats};
 pub use write::WriteTicket;
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
+use crate::io::{FileSystem, WritePacer};
 use crate::key::{SeqNo, ValueKind};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
@@ -95,6 +95,8 @@ pub(crate) struct Inner<F: FileSystem> {
     pub doomed: RefCell<VecDeque<deleter::Doomed>>,
     pub doomed_wake: Notify,
     pub counters: Counters,
+    /// Paces flush and compaction table writes.
+    pub pacer: Rc<WritePacer>,
     pub tasks: RefCell<Vec<glommio::Task<()>>>,
     pub payload_buf: RefCell<Vec<u8>>,
 }

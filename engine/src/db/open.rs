@@ -8,7 +8,7 @@ use super::version::{TableFile, Version};
 use super::{sst_path, wal_dir, DbOptions, Inner, MemState};
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
+use crate::io::{FileSystem, WritePacer};
 use crate::manifest::{Manifest, LEVELS};
 use crate::memtable::Memtable;
 use crate::notify::{LocalMutex, Notify};
@@ -138,6 +138,7 @@ pub(crate) async fn open<F: FileSystem>(
         state.wal_min_segment
     };
 
+    let opts_pace = opts.background_write_bytes_per_sec;
     Ok(Rc::new(Inner {
         fs,
         dir: dir.to_path_buf(),
@@ -170,6 +171,7 @@ pub(crate) async fn open<F: FileSystem>(
         doomed: RefCell::new(std::collections::VecDeque::new()),
         doomed_wake: Notify::default(),
         counters: Counters::default(),
+        pacer: Rc::new(WritePacer::new(opts_pace)),
         tasks: RefCell::new(Vec::new()),
         payload_buf: RefCell::new(Vec::with_capacity(4096)),
     }))

@@ -2,6 +2,9 @@
 
 use crate::wal::Durability;
 
+/// Default of [`DbOptions::background_write_bytes_per_sec`].
+pub const BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT: u64 = 150_000_000;
+
 /// Tuning knobs of a shard's database. `Default` gives sane production values.
 #[derive(Clone, Debug)]
 pub struct DbOptions {
@@ -29,6 +32,10 @@ pub struct DbOptions {
     pub sst_bytes_target: u64,
     /// Size at which a WAL segment is rotated.
     pub wal_segment_bytes_max: u64,
+    /// Bytes per second the shard's flushes and compactions may write together (0: as fast
+    /// as the disk takes them). Unpaced table writes sit in the device cache in front of the
+    /// WAL's commits and raise their fdatasync tail; see [`crate::io::WritePacer`].
+    pub background_write_bytes_per_sec: u64,
 }
 
 impl Default for DbOptions {
@@ -46,6 +53,7 @@ impl Default for DbOptions {
             level_size_ratio: 10,
             sst_bytes_target: 64 << 20,
             wal_segment_bytes_max: 64 << 20,
+            background_write_bytes_per_sec: BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT,
         }
     }
 }

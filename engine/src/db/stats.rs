@@ -115,6 +115,8 @@ pub struct DbStats {
     pub stall_micros: u64,
     pub stalls: u64,
     pub slowdown_micros: u64,
+    /// Time flush and compaction writes waited for the write pacer.
+    pub background_paced_micros: u64,
     /// Obsolete files (replaced SSTables, flushed WAL segments) waiting for the paced
     /// deleter, their approximate bytes, files it deleted, and deletions that failed (the
     /// file is then removed at the next open or flush).
@@ -193,6 +195,7 @@ pub(crate) fn collect<F: FileSystem>(inner: &Inner<F>) -> DbStats {
         stall_micros: c.stall_micros.get(),
         stalls: c.stalls.get(),
         slowdown_micros: c.slowdown_micros.get(),
+        background_paced_micros: inner.pacer.waited().as_micros() as u64,
         delete_backlog_files: inner.doomed.borrow().len() as u64,
         delete_backlog_bytes: super::deleter::backlog_bytes(inner),
         files_deleted: c.files_deleted.get(),

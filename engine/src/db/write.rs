@@ -199,6 +199,7 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     if let Some(since) = stalled_since {
         inner.counters.add_stall(since.elapsed());
     }
+    inner.pacer.set_flush_urgent(flush_urgent(inner));
     let pressure = pressure(inner);
     if pressure > 0.0 {
         let delay = SLOWDOWN_DELAY_MAX.mul_f64(pressure.min(1.0));
@@ -213,6 +214,18 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
 fn memory_full<F: FileSystem>(inner: &Inner<F>) -> bool {
     inner.immutables.borrow().len() >= inner.max_immutables
         && inner.active.borrow().mem.approximate_bytes() >= inner.opts.memtable_bytes_max
+}
+
+/// Share of the active memtable filled, with every frozen-memtable slot taken, from which
+/// the running flush is no longer paced: at half full writers start to be slowed down.
+const FLUSH_URGENT_FILL: f64 = 0.25;
+
+/// True when the flush in progress should write as fast as it can (see
+/// [`FLUSH_URGENT_FILL`]).
+fn flush_urgent<F: FileSystem>(inner: &Inner<F>) -> bool {
+    inner.immutables.borrow().len() >= inner.max_immutables
+        && inner.active.borrow().mem.approximate_bytes() as f64
+            >= FLUSH_URGENT_FILL * inner.opts.memtable_bytes_max as f64
 }
 
 /// How close writers are to a stall, from 0 (no pressure) to 1 (about to stall).

@@ -13,12 +13,14 @@
 
 mod dma;
 mod mem;
+mod pace;
 mod std_fs;
 
 #[cfg(test)]
 pub(crate) use dma::run_with_dma_fs;
 pub use dma::{probe_io_uring, DmaFs};
 pub use mem::{FaultConfig, MemFs};
+pub use pace::{WriteClass, WritePacer};
 pub use std_fs::{block_on, StdFile, StdFs};
 
 use crate::error::Result;

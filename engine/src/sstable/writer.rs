@@ -17,9 +17,10 @@ use super::footer::Footer;
 use super::handle::{append_block, BlockHandle};
 use super::properties::Properties;
 use crate::error::{Error, Result};
-use crate::io::{align_down, align_up, StorageFile};
+use crate::io::{align_down, align_up, StorageFile, WriteClass, WritePacer};
 use crate::key::{compare_internal, parse_internal, user_key};
 use std::cmp::Ordering;
+use std::rc::Rc;
 
 /// Size of the aligned writes issued while a table is built.
 pub const WRITE_CHUNK_BYTES: usize = 256 << 10;
@@ -95,6 +96,8 @@ pub struct TableWriter<F: StorageFile> {
     smallest: Vec<u8>,
     last_key: Vec<u8>,
     poisoned: bool,
+    /// Asked before every write, when set ([`TableWriter::paced`]).
+    pacer: Option<(Rc<WritePacer>, WriteClass)>,
 }
 
 impl<F: StorageFile> TableWriter<F> {
@@ -117,6 +120,19 @@ impl<F: StorageFile> TableWriter<F> {
             smallest: Vec::new(),
             last_key: Vec::new(),
             poisoned: false,
+            pacer: None,
+        }
+    }
+
+    /// Makes every write of this table wait for its grant from `pacer` as `class`.
+    pub fn paced(mut self, pacer: Rc<WritePacer>, class: WriteClass) -> Self {
+        self.pacer = Some((pacer, class));
+        self
+    }
+
+    async fn pace(&self, bytes: usize) {
+        if let Some((pacer, class)) = &self.pacer {
+            pacer.admit(*class, bytes).await;
         }
     }
 
@@ -217,6 +233,7 @@ impl<F: StorageFile> TableWriter<F> {
 
     async fn write_tail(&mut self, file_size: u64) -> Result<()> {
         if !self.out.is_empty() {
+            self.pace(self.out.len()).await;
             self.file.write_at(self.written, &self.out).await?;
         }
         self.file.truncate(file_size).await?;
@@ -277,6 +294,7 @@ impl<F: StorageFile> TableWriter<F> {
             return Ok(());
         }
         let len = align_down(self.out.len() as u64) as usize;
+        self.pace(len).await;
         if let Err(e) = self.file.write_at(self.written, &self.out[..len]).await {
             self.poisoned = true;
             return Err(e);

@@ -55,8 +55,8 @@ pub struct Flags {
 
     /// TOML file with any of these settings (same names, with underscores: data_dir,
     /// listen, shards, durability, memory_mb, pin, max_connections, max_frame_bytes,
-    /// frame_timeout_ms, handshake_timeout_ms, metrics_listen, log, stall_report_ms). Flags
-    /// override it.
+    /// frame_timeout_ms, handshake_timeout_ms, metrics_listen, log, stall_report_ms,
+    /// background_write_mb_per_s). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -98,6 +98,14 @@ pub struct Flags {
     /// signal and a symbolized backtrace, so leave it off in production. [default: 0, off]
     #[arg(long, value_name = "MS")]
     pub stall_report_ms: Option<u64>,
+
+    /// Megabytes (10^6 bytes) per second that each shard's memtable flushes and compactions
+    /// may write together; flushes go first. Tables written at the disk's full speed queue
+    /// in front of the WAL's fdatasyncs and lengthen the tail latency of durable writes;
+    /// too low a rate lets compaction fall behind, and writes then slow down or stall.
+    /// 0 writes tables unpaced. [default: 150]
+    #[arg(long, value_name = "MB")]
+    pub background_write_mb_per_s: Option<u64>,
 }
 
 /// The same settings as read from a TOML file; every key is optional.
@@ -117,6 +125,7 @@ struct FileConfig {
     metrics_listen: Option<String>,
     log: Option<String>,
     stall_report_ms: Option<u64>,
+    background_write_mb_per_s: Option<u64>,
 }
 
 /// Whether shard executors are pinned to cores.
@@ -149,7 +158,13 @@ pub struct Config {
     pub log: String,
     /// `--stall-report-ms`: `None` when off.
     pub stall_report: Option<Duration>,
+    /// `--background-write-mb-per-s` in bytes per second per shard (0: unpaced).
+    pub background_write_bytes_per_sec: u64,
 }
+
+/// Largest `--background-write-mb-per-s` (far beyond any disk; 0 is the way to turn pacing
+/// off).
+pub const BACKGROUND_WRITE_MB_PER_S_MAX: u64 = 100_000;
 
 /// Memory per shard when `--memory-mb` is not given.
 pub const SHARD_MEMORY_DEFAULT_BYTES: u64 = 256 << 20;
@@ -247,6 +262,16 @@ impl Config {
             })?),
             None => None,
         };
+        let background_write_bytes_per_sec = match flags
+            .background_write_mb_per_s
+            .or(file.background_write_mb_per_s)
+        {
+            None => ringkv_engine::db::BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT,
+            Some(mb) if mb > BACKGROUND_WRITE_MB_PER_S_MAX => bail!(
+                "--background-write-mb-per-s {mb}: at most {BACKGROUND_WRITE_MB_PER_S_MAX} (0 turns pacing off)"
+            ),
+            Some(mb) => mb * 1_000_000,
+        };
         Ok(Config {
             data_dir: flags
                 .data_dir
@@ -267,6 +292,7 @@ impl Config {
                 None | Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
+            background_write_bytes_per_sec,
         })
     }
 
@@ -329,6 +355,33 @@ mod tests {
         assert_eq!(with(None, true), Some(Duration::from_millis(3)));
         assert_eq!(with(Some(7), true), Some(Duration::from_millis(7)));
         assert_eq!(with(Some(0), true), None);
+    }
+
+    #[test]
+    fn background_write_rate_comes_from_flag_file_or_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringkv.toml");
+        std::fs::write(&path, "background_write_mb_per_s = 40\n").unwrap();
+        let with = |flag: Option<u64>, file: bool| {
+            Config::resolve(Flags {
+                background_write_mb_per_s: flag,
+                config: file.then(|| path.clone()),
+                ..Flags::default()
+            })
+            .map(|c| c.background_write_bytes_per_sec)
+        };
+        assert_eq!(
+            with(None, false).unwrap(),
+            ringkv_engine::db::BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT
+        );
+        assert_eq!(with(None, true).unwrap(), 40_000_000);
+        assert_eq!(with(Some(0), true).unwrap(), 0);
+        assert_eq!(with(Some(150), false).unwrap(), 150_000_000);
+        let err = with(Some(BACKGROUND_WRITE_MB_PER_S_MAX + 1), false).unwrap_err();
+        assert!(
+            err.to_string().contains("--background-write-mb-per-s"),
+            "{err}"
+        );
     }
 
     #[test]

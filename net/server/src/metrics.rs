@@ -276,6 +276,11 @@ const SPECS: &[Spec] = &[
         "ringkv_write_slowdown_seconds",
         "Time writes were slowed down to let compactions catch up.",
     ),
+    seconds(
+        "background_paced_micros",
+        "ringkv_background_write_paced_seconds",
+        "Time flush and compaction writes waited for the background write rate limit.",
+    ),
     gauge(
         "delete_backlog_bytes",
         "ringkv_delete_backlog_bytes",

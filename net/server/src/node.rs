@@ -131,6 +131,7 @@ pub fn run(config: Config) -> Result<()> {
         durability: config.durability,
         memory_budget_bytes: usize::try_from(memory_per_shard).unwrap_or(usize::MAX),
         memtable_bytes_max: memtable_bytes_for(memory_per_shard),
+        background_write_bytes_per_sec: config.background_write_bytes_per_sec,
         ..DbOptions::default()
     };
     let pinned = match config.pin {

@@ -552,6 +552,7 @@ pub fn shard_stats(shard: &Shard) -> ShardStats {
         ("cache_bytes".into(), s.cache_bytes),
         ("stall_micros".into(), s.stall_micros),
         ("slowdown_micros".into(), s.slowdown_micros),
+        ("background_paced_micros".into(), s.background_paced_micros),
         ("delete_backlog_files".into(), s.delete_backlog_files),
         ("delete_backlog_bytes".into(), s.delete_backlog_bytes),
         ("files_deleted".into(), s.files_deleted),

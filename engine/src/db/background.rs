@@ -66,6 +66,7 @@ pub(crate) async fn close<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     if inner.closing.get() {
         return Ok(());
     }
+    inner.pacer.release();
     let guard = inner.write_lock.lock().await;
     inner.closing.set(true);
     let wal_result = inner.wal.close().await;

@@ -288,6 +288,12 @@ impl<F: FileSystem> Db<F> {
         read::scan(&self.inner, snapshot.clone(), start, end).await
     }
 
+    /// Lifts background write pacing for the rest of this database's life, so that a last
+    /// flush before shutdown does not wait for it (`close` does the same).
+    pub fn stop_pacing(&self) {
+        self.inner.pacer.release();
+    }
+
     /// Writes every memtable out to SSTables and waits until that is done.
     pub async fn flush(&self) -> Result<()> {
         flush::flush_all(&self.inner).await

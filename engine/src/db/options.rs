@@ -3,7 +3,11 @@
 use crate::wal::Durability;
 
 /// Default of [`DbOptions::background_write_bytes_per_sec`].
-pub const BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT: u64 = 150_000_000;
+///
+/// Off: in 16 alternating half-load pairs on the dev machine (docs/benchmarks.md, session 17)
+/// 150 MB/s per shard did not lower the write p99, which the virtual disk's own fdatasync
+/// stalls decide there.
+pub const BACKGROUND_WRITE_BYTES_PER_SEC_DEFAULT: u64 = 0;
 
 /// Tuning knobs of a shard's database. `Default` gives sane production values.
 #[derive(Clone, Debug)]

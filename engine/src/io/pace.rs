@@ -14,7 +14,8 @@
 //! clock on, so compaction yields the bandwidth a flush uses, while compaction grants never
 //! delay a flush. While the database says a flush is urgent (writers would soon have to slow
 //! down for it, see [`WritePacer::set_flush_urgent`]) flush writes are not delayed at all;
-//! they still push compaction back.
+//! they still push compaction back. Once released ([`WritePacer::release`], at shutdown) no
+//! write waits; a write already waiting notices within [`SLEEP_STEP`].
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub enum WriteClass {
 /// than the smoothing it buys, and glommio's timers are no finer than this anyway).
 const SLEEP_MIN: Duration = Duration::from_micros(200);
 
+/// Longest single sleep of a waiting write, so that it notices a release or an urgent flush.
+const SLEEP_STEP: Duration = Duration::from_millis(20);
+
 /// One shard's background write budget. Lives on the shard's thread.
 #[derive(Debug)]
 pub struct WritePacer {
@@ -41,6 +45,8 @@ pub struct WritePacer {
     compaction_next: Cell<Instant>,
     /// Flush writes go at once (still charged to compaction).
     flush_urgent: Cell<bool>,
+    /// Nothing waits any more (the database is shutting down).
+    released: Cell<bool>,
     /// Total time writes waited for their grant, in microseconds.
     waited_micros: Cell<u64>,
 }
@@ -54,6 +60,7 @@ impl WritePacer {
             flush_next: Cell::new(now),
             compaction_next: Cell::new(now),
             flush_urgent: Cell::new(false),
+            released: Cell::new(false),
             waited_micros: Cell::new(0),
         }
     }
@@ -74,9 +81,19 @@ impl WritePacer {
         self.flush_urgent.set(urgent);
     }
 
+    /// Lets every write, waiting or to come, go at once from now on.
+    pub fn release(&self) {
+        self.released.set(true);
+    }
+
+    /// True if a write of `class` should stop waiting for its slot.
+    fn go_now(&self, class: WriteClass) -> bool {
+        self.released.get() || (class == WriteClass::Flush && self.flush_urgent.get())
+    }
+
     /// Books `bytes` for `class` at `now` and returns when that write may start.
     pub fn grant(&self, class: WriteClass, bytes: usize, now: Instant) -> Instant {
-        if self.bytes_per_sec == 0 {
+        if self.bytes_per_sec == 0 || self.released.get() {
             return now;
         }
         let nanos = (bytes as u128 * 1_000_000_000 / self.bytes_per_sec as u128) as u64;
@@ -105,12 +122,18 @@ impl WritePacer {
     pub async fn admit(&self, class: WriteClass, bytes: usize) {
         let now = Instant::now();
         let start = self.grant(class, bytes, now);
-        let wait = start.saturating_duration_since(now);
-        if wait >= SLEEP_MIN {
-            glommio::timer::sleep(wait).await;
-            let waited = Instant::now().saturating_duration_since(now).as_micros() as u64;
-            self.waited_micros.set(self.waited_micros.get() + waited);
+        if start.saturating_duration_since(now) < SLEEP_MIN {
+            return;
         }
+        loop {
+            let left = start.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.go_now(class) {
+                break;
+            }
+            glommio::timer::sleep(left.min(SLEEP_STEP)).await;
+        }
+        let waited = Instant::now().saturating_duration_since(now).as_micros() as u64;
+        self.waited_micros.set(self.waited_micros.get() + waited);
     }
 }
 
@@ -197,6 +220,33 @@ mod tests {
             p.grant(WriteClass::Flush, 1_000_000, t0),
             t0 + Duration::from_millis(20)
         );
+    }
+
+    #[test]
+    fn release_frees_waiting_and_later_writes() {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .expect("executor")
+            .run(async {
+                let p = std::rc::Rc::new(WritePacer::new(MB));
+                // Books 10 s ahead: the next compaction write would wait that long.
+                p.grant(WriteClass::Compaction, 10_000_000, Instant::now());
+                let waiter = {
+                    let p = p.clone();
+                    glommio::spawn_local(async move {
+                        let t0 = Instant::now();
+                        p.admit(WriteClass::Compaction, 4096).await;
+                        t0.elapsed()
+                    })
+                };
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                p.release();
+                let waited = waiter.await;
+                assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+                let now = Instant::now();
+                assert_eq!(p.grant(WriteClass::Compaction, 10_000_000, now), now);
+            });
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub struct Flags {
     /// may write together; flushes go first. Tables written at the disk's full speed queue
     /// in front of the WAL's fdatasyncs and lengthen the tail latency of durable writes;
     /// too low a rate lets compaction fall behind, and writes then slow down or stall.
-    /// 0 writes tables unpaced. [default: 150]
+    /// 0 writes tables unpaced. [default: 0]
     #[arg(long, value_name = "MB")]
     pub background_write_mb_per_s: Option<u64>,
 }

@@ -461,6 +461,7 @@ async fn shard_main(
 
     // Phase 2: close.
     if let Ok(Control::Close) | Err(_) = control.recv_async().await {}
+    shard.db.stop_pacing();
     let flushed = shard.db.flush().await;
     let closed = shard.db.close().await;
     shard.peers.close();

@@ -143,6 +143,14 @@ mod tests {
 
     const MB: u64 = 1_000_000;
 
+    fn on_executor(f: impl std::future::Future<Output = ()>) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .expect("executor")
+            .run(f);
+    }
+
     #[test]
     fn unpaced_grants_at_once() {
         let p = WritePacer::new(0);
@@ -224,47 +232,39 @@ mod tests {
 
     #[test]
     fn release_frees_waiting_and_later_writes() {
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .expect("executor")
-            .run(async {
-                let p = std::rc::Rc::new(WritePacer::new(MB));
-                // Books 10 s ahead: the next compaction write would wait that long.
-                p.grant(WriteClass::Compaction, 10_000_000, Instant::now());
-                let waiter = {
-                    let p = p.clone();
-                    glommio::spawn_local(async move {
-                        let t0 = Instant::now();
-                        p.admit(WriteClass::Compaction, 4096).await;
-                        t0.elapsed()
-                    })
-                };
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                p.release();
-                let waited = waiter.await;
-                assert!(waited < Duration::from_secs(2), "waited {waited:?}");
-                let now = Instant::now();
-                assert_eq!(p.grant(WriteClass::Compaction, 10_000_000, now), now);
-            });
+        on_executor(async {
+            let p = std::rc::Rc::new(WritePacer::new(MB));
+            // Books 10 s ahead: the next compaction write would wait that long.
+            p.grant(WriteClass::Compaction, 10_000_000, Instant::now());
+            let waiter = {
+                let p = p.clone();
+                glommio::spawn_local(async move {
+                    let t0 = Instant::now();
+                    p.admit(WriteClass::Compaction, 4096).await;
+                    t0.elapsed()
+                })
+            };
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            p.release();
+            let waited = waiter.await;
+            assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+            let now = Instant::now();
+            assert_eq!(p.grant(WriteClass::Compaction, 10_000_000, now), now);
+        });
     }
 
     #[test]
     fn admit_sleeps_for_its_slot() {
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .expect("executor")
-            .run(async {
-                let p = WritePacer::new(10 * MB);
-                let t0 = Instant::now();
-                // 5 x 100 kB at 10 MB/s: the last starts 40 ms in.
-                for _ in 0..5 {
-                    p.admit(WriteClass::Compaction, 100_000).await;
-                }
-                let took = t0.elapsed();
-                assert!(took >= Duration::from_millis(40), "took {took:?}");
-                assert!(p.waited() >= Duration::from_millis(35), "{:?}", p.waited());
-            });
+        on_executor(async {
+            let p = WritePacer::new(10 * MB);
+            let t0 = Instant::now();
+            // 5 x 100 kB at 10 MB/s: the last starts 40 ms in.
+            for _ in 0..5 {
+                p.admit(WriteClass::Compaction, 100_000).await;
+            }
+            let took = t0.elapsed();
+            assert!(took >= Duration::from_millis(40), "took {took:?}");
+            assert!(p.waited() >= Duration::from_millis(35), "{:?}", p.waited());
+        });
     }
 }

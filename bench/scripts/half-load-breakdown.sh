@@ -45,7 +45,7 @@ for i, (sa, sb) in enumerate(zip(a, b)):
     ca, cb = sa["counters"], sb["counters"]
     keys = ["stall_micros", "slowdown_micros", "background_paced_micros", "flushes", "compactions", "disk_bytes_written",
             "wal_bytes_written", "user_ops_written"]
-    print(f"shard {i}:", {k: cb[k] - ca[k] for k in keys})
+    print(f"shard {i}:", {k: cb.get(k, 0) - ca.get(k, 0) for k in keys})  # older builds lack some
     for h in ["latency_write_us", "wal_sync_us", "flush_us", "compaction_us"]:
         def le(k):
             v = k.split("_le_")[1]

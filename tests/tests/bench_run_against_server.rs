@@ -10,6 +10,13 @@ use std::process::Command;
 const KEYS: u64 = 20_000;
 
 /// Runs `ringkv-bench run` with `args` against `server` and returns its JSON report.
+/// An open-loop fillrandom in BATCH frames of 100 puts at `rate` puts/s, plus `extra` flags.
+fn batched_fill_at(server: &ServerProcess, rate: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["--workload", "fillrandom", "--batch", "100", "--rate", rate];
+    args.extend_from_slice(extra);
+    bench(server, &args)
+}
+
 fn bench(server: &ServerProcess, args: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
@@ -110,17 +117,7 @@ fn fill_then_reads_find_every_key() {
     // Open-loop puts in BATCH frames are generated ahead of time but sent only when the
     // newest put of a frame is due (the debug build asserts it): the run takes ops/rate.
     let started = std::time::Instant::now();
-    let fill = bench(
-        &server,
-        &[
-            "--workload",
-            "fillrandom",
-            "--batch",
-            "100",
-            "--rate",
-            "40000",
-        ],
-    );
+    let fill = batched_fill_at(&server, "40000", &[]);
     assert!(started.elapsed() >= std::time::Duration::from_millis(450));
     assert_eq!(field(&fill[0], "ops"), 20000);
     assert_eq!(field(&fill[0], "errors"), 0);
@@ -140,21 +137,7 @@ fn fill_then_reads_find_every_key() {
     // their frame's first put; p90 28 ms with frames that kept taking later puts).
     let mut runs = Vec::new();
     let kept = (0..3).any(|_| {
-        let sparse = bench(
-            &server,
-            &[
-                "--workload",
-                "fillrandom",
-                "--batch",
-                "100",
-                "--rate",
-                "2000",
-                "--ops",
-                "2000",
-                "--connections",
-                "1",
-            ],
-        );
+        let sparse = batched_fill_at(&server, "2000", &["--ops", "2000", "--connections", "1"]);
         assert_eq!(field(&sparse[0], "ops"), 2000);
         let latency = &sparse[0]["latency"];
         let p50 = latency["latency_us_p50"].as_f64().unwrap();

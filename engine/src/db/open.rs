@@ -138,7 +138,7 @@ pub(crate) async fn open<F: FileSystem>(
         state.wal_min_segment
     };
 
-    let opts_pace = opts.background_write_bytes_per_sec;
+    let pacer = Rc::new(WritePacer::new(opts.background_write_bytes_per_sec));
     Ok(Rc::new(Inner {
         fs,
         dir: dir.to_path_buf(),
@@ -171,7 +171,7 @@ pub(crate) async fn open<F: FileSystem>(
         doomed: RefCell::new(std::collections::VecDeque::new()),
         doomed_wake: Notify::default(),
         counters: Counters::default(),
-        pacer: Rc::new(WritePacer::new(opts_pace)),
+        pacer,
         tasks: RefCell::new(Vec::new()),
         payload_buf: RefCell::new(Vec::with_capacity(4096)),
     }))

@@ -199,8 +199,11 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     if let Some(since) = stalled_since {
         inner.counters.add_stall(since.elapsed());
     }
-    inner.pacer.set_flush_urgent(flush_urgent(inner));
-    let pressure = pressure(inner);
+    let fill = fill_with_slots_taken(inner);
+    inner
+        .pacer
+        .set_flush_urgent(fill.is_some_and(|f| f >= FLUSH_URGENT_FILL));
+    let pressure = pressure(inner, fill);
     if pressure > 0.0 {
         let delay = SLOWDOWN_DELAY_MAX.mul_f64(pressure.min(1.0));
         let since = Instant::now();
@@ -210,33 +213,29 @@ async fn throttle<F: FileSystem>(inner: &Rc<Inner<F>>) -> Result<()> {
     Ok(())
 }
 
+/// How full the active memtable is (1.0 = at `memtable_bytes_max`) when every frozen-memtable
+/// slot is taken, so that it cannot be switched; `None` while a slot is free.
+fn fill_with_slots_taken<F: FileSystem>(inner: &Inner<F>) -> Option<f64> {
+    (inner.immutables.borrow().len() >= inner.max_immutables).then(|| {
+        inner.active.borrow().mem.approximate_bytes() as f64
+            / inner.opts.memtable_bytes_max.max(1) as f64
+    })
+}
+
 /// True when the active memtable is full and no frozen-memtable slot is free to switch it.
 fn memory_full<F: FileSystem>(inner: &Inner<F>) -> bool {
-    inner.immutables.borrow().len() >= inner.max_immutables
-        && inner.active.borrow().mem.approximate_bytes() >= inner.opts.memtable_bytes_max
+    fill_with_slots_taken(inner).is_some_and(|f| f >= 1.0)
 }
 
-/// Share of the active memtable filled, with every frozen-memtable slot taken, from which
-/// the running flush is no longer paced: at half full writers start to be slowed down.
+/// Fill (see [`fill_with_slots_taken`]) from which the running flush is no longer paced:
+/// writers start to be slowed down at half.
 const FLUSH_URGENT_FILL: f64 = 0.25;
 
-/// True when the flush in progress should write as fast as it can (see
-/// [`FLUSH_URGENT_FILL`]).
-fn flush_urgent<F: FileSystem>(inner: &Inner<F>) -> bool {
-    inner.immutables.borrow().len() >= inner.max_immutables
-        && inner.active.borrow().mem.approximate_bytes() as f64
-            >= FLUSH_URGENT_FILL * inner.opts.memtable_bytes_max as f64
-}
-
-/// How close writers are to a stall, from 0 (no pressure) to 1 (about to stall).
-fn pressure<F: FileSystem>(inner: &Inner<F>) -> f64 {
+/// How close writers are to a stall, from 0 (no pressure) to 1 (about to stall), given
+/// [`fill_with_slots_taken`].
+fn pressure<F: FileSystem>(inner: &Inner<F>, fill: Option<f64>) -> f64 {
     let opts = &inner.opts;
-    let mut pressure: f64 = 0.0;
-    if inner.immutables.borrow().len() >= inner.max_immutables {
-        let fill = inner.active.borrow().mem.approximate_bytes() as f64
-            / opts.memtable_bytes_max.max(1) as f64;
-        pressure = pressure.max((fill - 0.5) * 2.0);
-    }
+    let mut pressure: f64 = fill.map_or(0.0, |f| (f - 0.5) * 2.0).max(0.0);
     let l0 = inner.version.borrow().levels[0].len();
     if l0 >= opts.l0_slowdown_trigger {
         let span = (opts.l0_stop_trigger - opts.l0_slowdown_trigger).max(1) as f64;

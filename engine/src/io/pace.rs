@@ -65,11 +65,6 @@ impl WritePacer {
         }
     }
 
-    /// The configured rate (0: unpaced).
-    pub fn bytes_per_sec(&self) -> u64 {
-        self.bytes_per_sec
-    }
-
     /// Total time writes have waited for their grant so far.
     pub fn waited(&self) -> Duration {
         Duration::from_micros(self.waited_micros.get())
@@ -92,7 +87,7 @@ impl WritePacer {
     }
 
     /// Books `bytes` for `class` at `now` and returns when that write may start.
-    pub fn grant(&self, class: WriteClass, bytes: usize, now: Instant) -> Instant {
+    fn grant(&self, class: WriteClass, bytes: usize, now: Instant) -> Instant {
         if self.bytes_per_sec == 0 || self.released.get() {
             return now;
         }

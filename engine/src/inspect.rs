@@ -12,7 +12,9 @@ use crate::io::{block_on, FileSystem, StdFs, StorageFile};
 use crate::key::{parse_internal, ValueKind};
 use crate::manifest::{self, ManifestState};
 use crate::sstable::{Table, TableIter};
-use crate::wal::{parse_segment_file_name, read_log_file, scan_records, ScanEnd};
+use crate::wal::{
+    parse_segment_file_name_kind, read_log_file, scan_records, scan_tagged_records, ScanEnd,
+};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -181,16 +183,31 @@ fn verify_table(path: &Path, number: u64, size: u64, cache: &Rc<BlockCache>) -> 
 fn wal_segments(wal: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments: Vec<(u64, PathBuf)> = block_on(StdFs.list(wal))?
         .into_iter()
-        .filter_map(|name| parse_segment_file_name(&name).map(|n| (n, wal.join(name))))
+        .filter_map(|name| parse_segment_file_name_kind(&name).map(|(n, _)| (n, wal.join(name))))
         .collect();
     segments.sort();
     Ok(segments)
 }
 
+/// Scans the WAL segment at `path` by the rule its name calls for: a reused segment
+/// (`N.rwal`) by its tag, anything else as a plain log file.
+fn scan_segment_file(
+    path: &Path,
+    bytes: &[u8],
+    f: impl FnMut(crate::wal::Record<'_>) -> Result<()>,
+) -> Result<ScanEnd> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match parse_segment_file_name_kind(name) {
+        Some((number, true)) => scan_tagged_records(path, bytes, number, f),
+        _ => scan_records(path, bytes, f),
+    }
+}
+
+/// Scans the segment at `path` and checks every record's batch.
 fn verify_segment(path: &Path) -> Result<(u64, ScanEnd)> {
     let bytes = block_on(read_log_file(&StdFs, path))?;
     let mut records = 0u64;
-    let end = scan_records(path, &bytes, |record| {
+    let end = scan_segment_file(path, &bytes, |record| {
         check_batch(path, record.offset, record.payload)?;
         records += 1;
         Ok(())
@@ -290,7 +307,7 @@ pub struct WalRecord<'a> {
 /// log ends. Damage is an error naming the offset.
 pub fn for_each_wal_record(path: &Path, mut f: impl FnMut(WalRecord<'_>)) -> Result<ScanEnd> {
     let bytes = block_on(read_log_file(&StdFs, path))?;
-    scan_records(path, &bytes, |record| {
+    scan_segment_file(path, &bytes, |record| {
         let batch = decode_batch(record.payload)
             .map_err(|e| Error::corruption(path, record.offset, format!("record payload: {e}")))?;
         let mut ops = Vec::new();

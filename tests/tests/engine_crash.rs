@@ -23,6 +23,18 @@ fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
+/// `.rwal` files (segments written over a spare file) in `wal_dir`.
+fn count_reused_segments(wal_dir: &Path) -> usize {
+    std::fs::read_dir(wal_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "rwal"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Checks the database; returns the highest batch id found complete.
 fn verify(dir: &Path, acked: &BTreeSet<u64>, highest_started: u64) -> u64 {
     let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -86,6 +98,8 @@ fn sigkill_during_sync_ingest_loses_nothing_acknowledged() {
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     let mut next_batch = 0u64;
     let mut total_acked_before_kill = Vec::new();
+    // Rounds killed while a WAL segment written over a spare file (`.rwal`) existed.
+    let mut rounds_with_reused_segments = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_engine_crash_child"))
             .arg(&dir)
@@ -118,6 +132,9 @@ fn sigkill_during_sync_ingest_loses_nothing_acknowledged() {
         let status = child.wait().expect("reap child");
         assert!(!status.success(), "child exited by itself: {status}");
         reader.join().expect("reader thread");
+        if count_reused_segments(&dir.join("wal")) > 0 {
+            rounds_with_reused_segments += 1;
+        }
         let round_acked = seen.lock().unwrap().clone();
         assert!(
             !round_acked.is_empty(),
@@ -130,6 +147,13 @@ fn sigkill_during_sync_ingest_loses_nothing_acknowledged() {
         let complete = verify(&dir, &acked, highest_started);
         next_batch = highest_started.max(complete) + 1;
     }
-    println!("acknowledged per round: {total_acked_before_kill:?}");
+    println!(
+        "acknowledged per round: {total_acked_before_kill:?}; rounds killed with a reused \
+         WAL segment: {rounds_with_reused_segments}"
+    );
+    assert!(
+        rounds_with_reused_segments > 0,
+        "no round was killed while a reused WAL segment existed: the test does not cover them"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -179,6 +179,9 @@ async fn flush_one<F: FileSystem>(inner: &Rc<Inner<F>>, frozen: &MemState) -> Re
     }
     let segment_bytes = inner.wal.segment_bytes_max();
     for path in inner.wal.release_segments_below(wal_min_segment) {
+        let Some(path) = inner.wal.keep_spare(path) else {
+            continue;
+        };
         super::deleter::doom(inner, path, segment_bytes).await;
     }
     Ok(())

@@ -9,7 +9,9 @@
 //! Invariants: `base % ALIGN == 0`; `flushed_len <= len()`; right after a take,
 //! `bytes.len() < ALIGN`.
 
-use super::record::encode_record;
+use super::record::{
+    encode_record, encode_tagged_record, RECORD_HEADER_BYTES, TAGGED_RECORD_HEADER_BYTES,
+};
 use crate::io::{align_down, align_up, ALIGN};
 
 /// One aligned write produced by [`LogBuffer::take_write`].
@@ -29,12 +31,30 @@ pub struct LogBuffer {
     bytes: Vec<u8>,
     base: u64,
     flushed_len: u64,
+    /// The segment tag of a reused segment's records (`None`: plain records).
+    tag: Option<u64>,
 }
 
 impl LogBuffer {
     /// The buffer of a fresh, empty file.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The buffer of a reused segment whose records carry `tag` (see `record::segment_tag`).
+    pub fn tagged(tag: u64) -> Self {
+        LogBuffer {
+            tag: Some(tag),
+            ..Self::default()
+        }
+    }
+
+    /// Bytes a record with a `payload_len`-byte payload takes in this buffer's file.
+    pub fn record_bytes(&self, payload_len: usize) -> usize {
+        match self.tag {
+            Some(_) => TAGGED_RECORD_HEADER_BYTES + payload_len,
+            None => RECORD_HEADER_BYTES + payload_len,
+        }
     }
 
     /// Logical length of the file: every byte appended so far.
@@ -49,7 +69,10 @@ impl LogBuffer {
 
     /// Appends one record (the caller bounded the payload size).
     pub fn append(&mut self, index: u64, term: u64, payload: &[u8]) {
-        encode_record(&mut self.bytes, index, term, payload);
+        match self.tag {
+            Some(tag) => encode_tagged_record(&mut self.bytes, index, term, tag, payload),
+            None => encode_record(&mut self.bytes, index, term, payload),
+        }
     }
 
     /// Copies everything from the aligned base into `out` (cleared first, zero padded to a

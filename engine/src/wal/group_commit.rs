@@ -16,6 +16,11 @@
 //! and a commit waits for a zero write only if its own data would reach into the range being
 //! zeroed (at the start of a segment, or if the disk falls behind by more than the margin).
 //!
+//! At rotation, the file of a released segment kept as a spare ([`SPARE_SEGMENTS_MAX`] at
+//! most) is renamed to the new segment's `.rwal` name and written over from offset 0: its
+//! blocks already exist, so neither zeroing nor block allocation is needed until the data
+//! passes the old file's size, and the WAL writes each byte once instead of twice.
+//!
 //! Invariants: `durable_next <= next_index`; `unwritten_bytes` counts appended bytes whose
 //! write has not completed and stays within `buffer_bytes_max` (plus at most one record when
 //! the buffer was empty); once `poisoned` is set nothing is written again; zeros are written
@@ -23,13 +28,14 @@
 //! the segment, and no data write is issued into the range of a zero write in flight.
 
 use super::buffer::{LogBuffer, WriteOut};
-use super::segment::segment_path;
+use super::record::segment_tag;
+use super::segment::segment_path_of;
 use super::{Durability, WalOptions, WalStats};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, StorageFile, ALIGN};
 use crate::notify::Notify;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -43,6 +49,9 @@ pub const NONE_WRITE_OUT_INTERVAL: Duration = Duration::from_millis(50);
 /// in the file system journal, which makes each group commit cheaper (measured here: about
 /// 0.2 ms instead of 0.4 ms at the median for a 4-8 KiB write).
 pub const SYNC_ZERO_AHEAD_BYTES: u64 = 2 << 20;
+
+/// Released segment files kept to be written over by later segments (see the module doc).
+pub const SPARE_SEGMENTS_MAX: usize = 2;
 
 /// Upper bound of the size-threshold write-out (a quarter of the buffer bound, at most this).
 const WRITE_OUT_THRESHOLD_BYTES_MAX: u64 = 1 << 20;
@@ -93,8 +102,11 @@ pub(super) struct State<File> {
     /// Rotations requested (manual and automatic) and rotations finished.
     pub rotations_wanted: u64,
     pub rotations_done: u64,
-    /// Segment numbers that exist in the directory.
-    pub live_segments: BTreeSet<u64>,
+    /// Segment numbers that exist in the directory, each with whether it is a reused file.
+    pub live_segments: BTreeMap<u64, bool>,
+    /// Files of released segments to reuse at the next rotations (at most
+    /// [`SPARE_SEGMENTS_MAX`]).
+    pub spares: Vec<PathBuf>,
     /// Set by the first failed write/fdatasync/rotation; names the op and file.
     pub poisoned: Option<String>,
     /// No more appends (close started).
@@ -307,15 +319,22 @@ impl<F: FileSystem> Shared<F> {
         Ok(())
     }
 
-    /// Writes, fdatasyncs and closes the current segment, then creates the next one. Records
-    /// appended meanwhile already go to the new segment's buffer.
+    /// Writes, fdatasyncs and closes the current segment, then starts the next one: over a
+    /// spare file if there is one, else in a new file. Records appended meanwhile already go
+    /// to the new segment's buffer (tagged if a spare was taken: the new name is `.rwal`
+    /// whether or not the spare turns out usable).
     async fn rotate(&self, write_buffer: &mut Vec<u8>) -> Result<()> {
-        let (write, old_file, upto_next, new_segment) = {
+        let (write, old_file, upto_next, new_segment, spare) = {
             let mut st = self.state.borrow_mut();
-            let mut old_buffer = std::mem::take(&mut st.buffer);
+            let spare = st.spares.pop();
+            let new_buffer = match spare {
+                Some(_) => LogBuffer::tagged(segment_tag(st.segment + 1)),
+                None => LogBuffer::new(),
+            };
+            let mut old_buffer = std::mem::replace(&mut st.buffer, new_buffer);
             let write = old_buffer.take_write(write_buffer);
             st.segment += 1;
-            (write, st.file.take(), st.next_index, st.segment)
+            (write, st.file.take(), st.next_index, st.segment, spare)
         };
         let old_file = old_file.ok_or(Error::Closed)?;
         // The zeroer may be writing past the old segment's data; the last write must not
@@ -327,16 +346,44 @@ impl<F: FileSystem> Shared<F> {
         if let Ok(file) = Rc::try_unwrap(old_file) {
             file.close().await?;
         }
-        let path = segment_path(&self.dir, new_segment);
-        let file = self.fs.create(&path).await?;
+        let reused = spare.is_some();
+        let path = segment_path_of(&self.dir, new_segment, reused);
+        let (file, allocated) = match spare {
+            Some(spare) => self.reuse(&spare, &path).await?,
+            None => (self.fs.create(&path).await?, 0),
+        };
         self.fs.sync_dir(&self.dir).await?;
         let mut st = self.state.borrow_mut();
         st.file = Some(Rc::new(file));
-        st.zeroed_until = 0;
-        st.zero_target = 0;
-        st.live_segments.insert(new_segment);
+        // A reused file's blocks exist up to its size: nothing to zero below it.
+        st.zeroed_until = allocated;
+        st.zero_target = allocated;
+        st.live_segments.insert(new_segment, reused);
+        if allocated > 0 {
+            st.stats.segments_reused += 1;
+        }
         st.rotations_done += 1;
         Ok(())
+    }
+
+    /// Renames the spare file `spare` to `path` and opens it; returns it with its size
+    /// (aligned down). A spare another name shares (a hard link) or that cannot be checked is
+    /// not written over: it is unlinked and a new, empty file is created at `path` instead.
+    async fn reuse(
+        &self,
+        spare: &std::path::Path,
+        path: &std::path::Path,
+    ) -> Result<(F::File, u64)> {
+        if matches!(self.fs.link_count(spare).await, Ok(1)) {
+            self.fs.rename(spare, path).await?;
+            let file = self.fs.open_rw(path).await?;
+            let size = crate::io::align_down(file.size().await?);
+            return Ok((file, size));
+        }
+        // Best effort: a spare left behind lies below the first live segment, and the next
+        // open removes it.
+        let _ = self.fs.remove(spare).await;
+        Ok((self.fs.create(path).await?, 0))
     }
 }
 

@@ -21,20 +21,27 @@ mod log_file;
 pub mod record;
 mod replay;
 mod scan;
+mod scan_tagged;
 mod segment;
 mod writer;
 
+#[cfg(test)]
+mod reuse_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod zeroing_tests;
 
 pub use durability::Durability;
-pub use group_commit::{NONE_WRITE_OUT_INTERVAL, SYNC_ZERO_AHEAD_BYTES};
+pub use group_commit::{NONE_WRITE_OUT_INTERVAL, SPARE_SEGMENTS_MAX, SYNC_ZERO_AHEAD_BYTES};
 pub use log_file::{read_log_file, LogFile};
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
 pub use scan::{scan_records, Record, ScanEnd, SECTOR_BYTES};
-pub use segment::{parse_segment_file_name, segment_file_name, segment_path};
+pub use scan_tagged::scan_tagged_records;
+pub use segment::{
+    parse_segment_file_name, parse_segment_file_name_kind, segment_file_name, segment_path,
+    segment_path_of,
+};
 pub use writer::Wal;
 
 /// Tuning of one shard's WAL.
@@ -96,6 +103,8 @@ pub struct WalStats {
     pub write_outs: u64,
     /// Zero writes ahead of the data completed (`Durability::Sync`).
     pub zero_writes: u64,
+    /// Rotations that wrote the new segment over a spare file instead of a new one.
+    pub segments_reused: u64,
     /// Segments not yet released (the current one and those that may hold unflushed records).
     pub segments_live: u64,
 }

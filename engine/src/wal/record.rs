@@ -5,12 +5,31 @@
 //! payload, in that order. Payloads are opaque (the database puts a write batch there) and at
 //! most [`RECORD_PAYLOAD_BYTES_MAX`] long: a larger payload is refused on append and reported
 //! as corruption on read. Used by [`super::LogFile`], the WAL writer and [`super::scan_records`].
+//!
+//! Records of a reused segment (a file that held an older segment, see `docs/format/wal.md`)
+//! carry an 8-byte segment tag after `term`, a 32-byte header in all: the tag is derived from
+//! the segment number ([`segment_tag`]) and covered by the crc32c, so the old records still
+//! in the file never pass as records of the new segment, and a reader can find this
+//! segment's records after damaged bytes by searching for the tag.
 
 /// Bytes of the record header.
 pub const RECORD_HEADER_BYTES: usize = 24;
 
 /// Largest payload one record may carry (32 MiB).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 32 << 20;
+
+/// Bytes of the header of a record in a reused segment (the 24 bytes plus the tag).
+pub const TAGGED_RECORD_HEADER_BYTES: usize = RECORD_HEADER_BYTES + 8;
+
+/// The tag the records of reused segment `segment` carry: a 64-bit mix of the number, never
+/// zero, so that neither zero padding nor the small integers of payloads look like it.
+pub fn segment_tag(segment: u64) -> u64 {
+    // splitmix64's finaliser: a bijection, so distinct segments get distinct tags.
+    let mut z = segment.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
 
 /// A decoded record header (not yet checked against its payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +78,30 @@ pub fn record_crc(len: u32, index: u64, term: u64, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&fields), payload)
 }
 
+/// crc32c over `len | index | term | tag | payload` (the record of a reused segment).
+pub fn tagged_record_crc(len: u32, index: u64, term: u64, tag: u64, payload: &[u8]) -> u32 {
+    let mut fields = [0u8; 28];
+    fields[0..4].copy_from_slice(&len.to_le_bytes());
+    fields[4..12].copy_from_slice(&index.to_le_bytes());
+    fields[12..20].copy_from_slice(&term.to_le_bytes());
+    fields[20..28].copy_from_slice(&tag.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&fields), payload)
+}
+
+/// Appends one record of a reused segment with tag `tag` to `out` (see [`encode_record`]).
+pub fn encode_tagged_record(out: &mut Vec<u8>, index: u64, term: u64, tag: u64, payload: &[u8]) {
+    debug_assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX);
+    let len = payload.len() as u32;
+    let crc = tagged_record_crc(len, index, term, tag, payload);
+    out.reserve(TAGGED_RECORD_HEADER_BYTES + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&term.to_le_bytes());
+    out.extend_from_slice(&tag.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// Appends one encoded record to `out`. The caller has checked
 /// `payload.len() <= RECORD_PAYLOAD_BYTES_MAX`. Allocates only if `out` must grow.
 pub fn encode_record(out: &mut Vec<u8>, index: u64, term: u64, payload: &[u8]) {
@@ -101,6 +144,27 @@ mod tests {
         let mut out = Vec::new();
         encode_record(&mut out, 0, 0, b"");
         assert!(out.iter().any(|&b| b != 0));
+    }
+
+    #[test]
+    fn wal_segment_tags_differ_and_are_never_zero() {
+        let tags: std::collections::HashSet<u64> = (0..10_000).map(segment_tag).collect();
+        assert_eq!(tags.len(), 10_000);
+        assert!(!tags.contains(&0));
+        // Not a small integer a payload would hold.
+        assert!(tags.iter().all(|&t| t > u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn wal_tagged_record_layout_and_crc() {
+        let mut out = Vec::new();
+        encode_tagged_record(&mut out, 7, 3, segment_tag(5), b"hello");
+        assert_eq!(out.len(), TAGGED_RECORD_HEADER_BYTES + 5);
+        assert_eq!(&out[24..32], &segment_tag(5).to_le_bytes());
+        let crc = u32::from_le_bytes([out[4], out[5], out[6], out[7]]);
+        assert_eq!(crc, tagged_record_crc(5, 7, 3, segment_tag(5), b"hello"));
+        assert_ne!(crc, tagged_record_crc(5, 7, 3, segment_tag(6), b"hello"));
+        assert_ne!(crc, record_crc(5, 7, 3, b"hello"));
     }
 
     #[test]

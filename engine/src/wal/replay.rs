@@ -1,6 +1,7 @@
 //! Replay: reads the WAL's segments in order and hands every record to the database.
 //!
-//! Segments numbered `>= first_segment` are scanned with [`scan_records`] (torn-tail rule).
+//! Segments numbered `>= first_segment` are scanned with [`scan_records`] (torn-tail rule),
+//! reused ones (`.rwal`) with [`scan_tagged_records`] (their records carry the segment's tag).
 //! Across the whole log, record indexes must be consecutive (a gap or a regression is
 //! corruption), and no segment may hold a record after a torn segment (only the last write
 //! before a crash can tear). A torn tail is then cut off (the file is truncated to the end of
@@ -9,7 +10,8 @@
 
 use super::log_file::read_log_file;
 use super::scan::scan_records;
-use super::segment::{parse_segment_file_name, segment_path};
+use super::scan_tagged::scan_tagged_records;
+use super::segment::{parse_segment_file_name_kind, segment_path_of};
 use super::{Recovery, Wal};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, StorageFile};
@@ -24,31 +26,36 @@ impl<F: FileSystem> Wal<F> {
         first_segment: u64,
         mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
     ) -> Result<Recovery> {
-        let mut numbers: Vec<u64> = if fs.exists(dir).await? {
+        let mut found: Vec<(u64, bool)> = if fs.exists(dir).await? {
             fs.list(dir)
                 .await?
                 .iter()
-                .filter_map(|name| parse_segment_file_name(name))
+                .filter_map(|name| parse_segment_file_name_kind(name))
                 .collect()
         } else {
             Vec::new()
         };
-        numbers.sort_unstable();
-        let next_segment = numbers
-            .last()
-            .map_or(first_segment, |newest| (newest + 1).max(first_segment));
-        let segments: Vec<u64> = numbers
-            .into_iter()
-            .filter(|&n| n >= first_segment)
-            .collect();
+        found.sort_unstable();
+        if let Some(pair) = found.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(Error::corruption(
+                segment_path_of(dir, pair[0].0, true),
+                0,
+                format!("segment {} exists both as .wal and as .rwal", pair[0].0),
+            ));
+        }
+        let next_segment = found.last().map_or(first_segment, |&(newest, _)| {
+            (newest + 1).max(first_segment)
+        });
+        found.retain(|&(n, _)| n >= first_segment);
+        let segments: Vec<u64> = found.iter().map(|&(n, _)| n).collect();
 
         let mut last: Option<(u64, u64)> = None; // (index, term) of the last record
         let mut records = 0u64;
         let mut torn: Vec<(PathBuf, u64)> = Vec::new();
-        for &number in &segments {
-            let path = segment_path(dir, number);
+        for &(number, reused) in &found {
+            let path = segment_path_of(dir, number, reused);
             let bytes = read_log_file(fs, &path).await?;
-            let end = scan_records(&path, &bytes, |record| {
+            let mut on_record = |record: super::Record<'_>| {
                 if let Some((torn_path, torn_at)) = torn.first() {
                     return Err(Error::corruption(
                         &path,
@@ -72,7 +79,11 @@ impl<F: FileSystem> Wal<F> {
                 last = Some((record.index, record.term));
                 records += 1;
                 Ok(())
-            })?;
+            };
+            let end = match reused {
+                true => scan_tagged_records(&path, &bytes, number, &mut on_record)?,
+                false => scan_records(&path, &bytes, &mut on_record)?,
+            };
             if end.torn_tail {
                 torn.push((path, end.end_offset));
             }

@@ -10,13 +10,12 @@
 use super::buffer::LogBuffer;
 use super::group_commit::{run_writer, run_zeroer, Shared, State};
 use super::log_file::check_payload;
-use super::record::record_bytes;
-use super::segment::{parse_segment_file_name, segment_path};
+use super::segment::{parse_segment_file_name_kind, segment_path, segment_path_of};
 use super::{Durability, WalOptions, WalStats};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, StorageFile, ALIGN};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -54,13 +53,13 @@ impl<F: FileSystem> Wal<F> {
             }
         }
         fs.create_dir_all(&dir).await?;
-        let mut live_segments: BTreeSet<u64> = fs
+        let mut live_segments: BTreeMap<u64, bool> = fs
             .list(&dir)
             .await?
             .iter()
-            .filter_map(|name| parse_segment_file_name(name))
+            .filter_map(|name| parse_segment_file_name_kind(name))
             .collect();
-        if let Some(&newest) = live_segments.last() {
+        if let Some((&newest, _)) = live_segments.last_key_value() {
             if newest >= segment {
                 return Err(Error::InvalidArgument(format!(
                     "wal segment {newest} already exists in {dir:?}; cannot start segment {segment}"
@@ -69,7 +68,7 @@ impl<F: FileSystem> Wal<F> {
         }
         let file = fs.create(&segment_path(&dir, segment)).await?;
         fs.sync_dir(&dir).await?;
-        live_segments.insert(segment);
+        live_segments.insert(segment, false);
         let state = State {
             zeroed_until: 0,
             zero_target: 0,
@@ -85,6 +84,7 @@ impl<F: FileSystem> Wal<F> {
             rotations_wanted: 0,
             rotations_done: 0,
             live_segments,
+            spares: Vec::new(),
             poisoned: None,
             closed: false,
             stop: false,
@@ -106,7 +106,6 @@ impl<F: FileSystem> Wal<F> {
     /// are unwritten; `Err(Poisoned)` once poisoned, `Err(Closed)` after close.
     pub async fn append(&self, term: u64, payload: &[u8]) -> Result<u64> {
         check_payload(payload)?;
-        let bytes = record_bytes(payload.len()) as u64;
         let shared = &*self.shared;
         loop {
             let seen = shared.progress.generation();
@@ -116,6 +115,7 @@ impl<F: FileSystem> Wal<F> {
                 if st.closed {
                     return Err(Error::Closed);
                 }
+                let bytes = st.buffer.record_bytes(payload.len()) as u64;
                 let fits = st.unwritten_bytes == 0
                     || st.unwritten_bytes + bytes <= shared.opts.buffer_bytes_max as u64;
                 if fits {
@@ -260,8 +260,22 @@ impl<F: FileSystem> Wal<F> {
         let released = std::mem::replace(&mut st.live_segments, kept);
         released
             .into_iter()
-            .map(|number| segment_path(&shared.dir, number))
+            .map(|(number, reused)| segment_path_of(&shared.dir, number, reused))
             .collect()
+    }
+
+    /// Offers the file of a released segment (a path [`Self::release_segments_below`]
+    /// returned) as a spare that a later segment is written over instead of a new file.
+    /// Returns it back if it is not kept (enough spares, or the WAL is closing): the caller
+    /// deletes it then. A spare still on disk after a crash lies below the first live
+    /// segment, so replay never reads it and the next open removes it.
+    pub fn keep_spare(&self, path: PathBuf) -> Option<PathBuf> {
+        let mut st = self.shared.state.borrow_mut();
+        if st.closed || st.spares.len() >= super::SPARE_SEGMENTS_MAX {
+            return Some(path);
+        }
+        st.spares.push(path);
+        None
     }
 
     /// Largest size a segment reaches (about: the one being rotated may pass it by a record).

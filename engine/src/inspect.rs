@@ -190,7 +190,7 @@ fn wal_segments(wal: &Path) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 /// Scans the WAL segment at `path` by the rule its name calls for: a reused segment
-/// (`N.rwal`) by its tag, anything else as a plain log file.
+/// (`N-TAG.rwal`) by the tag in its name, anything else as a plain log file.
 fn scan_segment_file(
     path: &Path,
     bytes: &[u8],
@@ -198,7 +198,7 @@ fn scan_segment_file(
 ) -> Result<ScanEnd> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match parse_segment_file_name_kind(name) {
-        Some((number, true)) => scan_tagged_records(path, bytes, number, f),
+        Some((_, Some(tag))) => scan_tagged_records(path, bytes, tag, f),
         _ => scan_records(path, bytes, f),
     }
 }

@@ -28,7 +28,7 @@
 //! the segment, and no data write is issued into the range of a zero write in flight.
 
 use super::buffer::{LogBuffer, WriteOut};
-use super::record::segment_tag;
+use super::record::new_segment_tag;
 use super::segment::segment_path_of;
 use super::{Durability, WalOptions, WalStats};
 use crate::error::{Error, Result};
@@ -102,8 +102,9 @@ pub(super) struct State<File> {
     /// Rotations requested (manual and automatic) and rotations finished.
     pub rotations_wanted: u64,
     pub rotations_done: u64,
-    /// Segment numbers that exist in the directory, each with whether it is a reused file.
-    pub live_segments: BTreeMap<u64, bool>,
+    /// Segment numbers that exist in the directory, each with its records' tag if it is a
+    /// reused file.
+    pub live_segments: BTreeMap<u64, Option<u64>>,
     /// Files of released segments to reuse at the next rotations (at most
     /// [`SPARE_SEGMENTS_MAX`]).
     pub spares: Vec<PathBuf>,
@@ -207,9 +208,10 @@ impl<F: FileSystem> Shared<F> {
     /// Before a data write that ends at `end` (aligned) in the current segment: waits while a
     /// zero write in flight covers any of it, then counts it as written (so no zeros go
     /// there) and, in `Sync` mode, asks the zeroer to stay [`SYNC_ZERO_AHEAD_BYTES`] ahead.
-    /// The first request of a segment leaves a gap of half that after the data, so the
-    /// commits right behind it need not wait for the first zero write: they write into
-    /// blocks not yet allocated, as an append would.
+    /// A request while nothing is zeroed past the data (the first of a new segment, or the
+    /// first past a reused file's end) leaves a gap of half that after the data, so the
+    /// commits right behind it need not wait for that zero write: they write into blocks not
+    /// yet allocated, as an append would.
     async fn claim_for_data(&self, end: u64) -> Result<()> {
         loop {
             let seen = self.zeroed.generation();
@@ -231,7 +233,9 @@ impl<F: FileSystem> Shared<F> {
                     if target <= st.zero_target {
                         return Ok(());
                     }
-                    if st.zero_target == 0 {
+                    if st.zero_target <= end {
+                        // Nothing is zeroed ahead of the data (a new file, or a reused one
+                        // the data has passed): leave a gap to the data, as at the start.
                         st.zeroed_until = (end + SYNC_ZERO_AHEAD_BYTES / 2).min(cap);
                     }
                     st.zero_target = target;
@@ -324,17 +328,18 @@ impl<F: FileSystem> Shared<F> {
     /// to the new segment's buffer (tagged if a spare was taken: the new name is `.rwal`
     /// whether or not the spare turns out usable).
     async fn rotate(&self, write_buffer: &mut Vec<u8>) -> Result<()> {
-        let (write, old_file, upto_next, new_segment, spare) = {
+        let (write, old_file, upto_next, new_segment, spare, tag) = {
             let mut st = self.state.borrow_mut();
             let spare = st.spares.pop();
-            let new_buffer = match spare {
-                Some(_) => LogBuffer::tagged(segment_tag(st.segment + 1)),
+            let tag = spare.as_ref().map(|_| new_segment_tag(st.segment + 1));
+            let new_buffer = match tag {
+                Some(tag) => LogBuffer::tagged(tag),
                 None => LogBuffer::new(),
             };
             let mut old_buffer = std::mem::replace(&mut st.buffer, new_buffer);
             let write = old_buffer.take_write(write_buffer);
             st.segment += 1;
-            (write, st.file.take(), st.next_index, st.segment, spare)
+            (write, st.file.take(), st.next_index, st.segment, spare, tag)
         };
         let old_file = old_file.ok_or(Error::Closed)?;
         // The zeroer may be writing past the old segment's data; the last write must not
@@ -346,8 +351,7 @@ impl<F: FileSystem> Shared<F> {
         if let Ok(file) = Rc::try_unwrap(old_file) {
             file.close().await?;
         }
-        let reused = spare.is_some();
-        let path = segment_path_of(&self.dir, new_segment, reused);
+        let path = segment_path_of(&self.dir, new_segment, tag);
         let (file, allocated) = match spare {
             Some(spare) => self.reuse(&spare, &path).await?,
             None => (self.fs.create(&path).await?, 0),
@@ -358,7 +362,7 @@ impl<F: FileSystem> Shared<F> {
         // A reused file's blocks exist up to its size: nothing to zero below it.
         st.zeroed_until = allocated;
         st.zero_target = allocated;
-        st.live_segments.insert(new_segment, reused);
+        st.live_segments.insert(new_segment, tag);
         if allocated > 0 {
             st.stats.segments_reused += 1;
         }

@@ -7,10 +7,12 @@
 //! as corruption on read. Used by [`super::LogFile`], the WAL writer and [`super::scan_records`].
 //!
 //! Records of a reused segment (a file that held an older segment, see `docs/format/wal.md`)
-//! carry an 8-byte segment tag after `term`, a 32-byte header in all: the tag is derived from
-//! the segment number ([`segment_tag`]) and covered by the crc32c, so the old records still
-//! in the file never pass as records of the new segment, and a reader can find this
-//! segment's records after damaged bytes by searching for the tag.
+//! carry an 8-byte segment tag after `term`, a 32-byte header in all. The tag is drawn at
+//! random when the segment starts ([`new_segment_tag`]), written into the file's name and
+//! covered by the crc32c. The older bytes still in the file (old records, and the user data
+//! inside them) were all written before the tag existed and cannot carry it, so they never
+//! pass as records of the new segment, and a reader can find this segment's records after
+//! damaged bytes by searching for the tag.
 
 /// Bytes of the record header.
 pub const RECORD_HEADER_BYTES: usize = 24;
@@ -21,14 +23,20 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = 32 << 20;
 /// Bytes of the header of a record in a reused segment (the 24 bytes plus the tag).
 pub const TAGGED_RECORD_HEADER_BYTES: usize = RECORD_HEADER_BYTES + 8;
 
-/// The tag the records of reused segment `segment` carry: a 64-bit mix of the number, never
-/// zero, so that neither zero padding nor the small integers of payloads look like it.
-pub fn segment_tag(segment: u64) -> u64 {
-    // splitmix64's finaliser: a bijection, so distinct segments get distinct tags.
-    let mut z = segment.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) | 1
+/// A new tag for the records of a reused segment: 64 random bits (from the process's
+/// randomly seeded hasher, fed the segment number and the time), redrawn until it is above
+/// `u32::MAX`, so that neither zero padding nor a small integer of a payload equals it. A
+/// client cannot predict it, so data it wrote earlier cannot hold a record with this tag.
+pub fn new_segment_tag(segment: u64) -> u64 {
+    let state = ahash::RandomState::new();
+    let mut round = 0u64;
+    loop {
+        let tag = state.hash_one((segment, std::time::SystemTime::now(), round));
+        if tag > u64::from(u32::MAX) {
+            return tag;
+        }
+        round += 1;
+    }
 }
 
 /// A decoded record header (not yet checked against its payload).
@@ -147,23 +155,24 @@ mod tests {
     }
 
     #[test]
-    fn wal_segment_tags_differ_and_are_never_zero() {
-        let tags: std::collections::HashSet<u64> = (0..10_000).map(segment_tag).collect();
+    fn wal_segment_tags_differ_and_are_never_small() {
+        // Many draws for one segment number, as after restarts: all distinct, none small.
+        let tags: std::collections::HashSet<u64> =
+            (0..10_000).map(|_| new_segment_tag(7)).collect();
         assert_eq!(tags.len(), 10_000);
-        assert!(!tags.contains(&0));
-        // Not a small integer a payload would hold.
         assert!(tags.iter().all(|&t| t > u64::from(u32::MAX)));
     }
 
     #[test]
     fn wal_tagged_record_layout_and_crc() {
         let mut out = Vec::new();
-        encode_tagged_record(&mut out, 7, 3, segment_tag(5), b"hello");
+        let (tag, other) = (0x1234_5678_9abc_def0, 0x1234_5678_9abc_def1);
+        encode_tagged_record(&mut out, 7, 3, tag, b"hello");
         assert_eq!(out.len(), TAGGED_RECORD_HEADER_BYTES + 5);
-        assert_eq!(&out[24..32], &segment_tag(5).to_le_bytes());
+        assert_eq!(&out[24..32], &tag.to_le_bytes());
         let crc = u32::from_le_bytes([out[4], out[5], out[6], out[7]]);
-        assert_eq!(crc, tagged_record_crc(5, 7, 3, segment_tag(5), b"hello"));
-        assert_ne!(crc, tagged_record_crc(5, 7, 3, segment_tag(6), b"hello"));
+        assert_eq!(crc, tagged_record_crc(5, 7, 3, tag, b"hello"));
+        assert_ne!(crc, tagged_record_crc(5, 7, 3, other, b"hello"));
         assert_ne!(crc, record_crc(5, 7, 3, b"hello"));
     }
 

@@ -26,7 +26,7 @@ impl<F: FileSystem> Wal<F> {
         first_segment: u64,
         mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
     ) -> Result<Recovery> {
-        let mut found: Vec<(u64, bool)> = if fs.exists(dir).await? {
+        let mut found: Vec<(u64, Option<u64>)> = if fs.exists(dir).await? {
             fs.list(dir)
                 .await?
                 .iter()
@@ -38,9 +38,9 @@ impl<F: FileSystem> Wal<F> {
         found.sort_unstable();
         if let Some(pair) = found.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(Error::corruption(
-                segment_path_of(dir, pair[0].0, true),
+                segment_path_of(dir, pair[0].0, pair[0].1),
                 0,
-                format!("segment {} exists both as .wal and as .rwal", pair[0].0),
+                format!("segment {} exists in more than one file", pair[0].0),
             ));
         }
         let next_segment = found.last().map_or(first_segment, |&(newest, _)| {
@@ -52,8 +52,8 @@ impl<F: FileSystem> Wal<F> {
         let mut last: Option<(u64, u64)> = None; // (index, term) of the last record
         let mut records = 0u64;
         let mut torn: Vec<(PathBuf, u64)> = Vec::new();
-        for &(number, reused) in &found {
-            let path = segment_path_of(dir, number, reused);
+        for &(number, tag) in &found {
+            let path = segment_path_of(dir, number, tag);
             let bytes = read_log_file(fs, &path).await?;
             let mut on_record = |record: super::Record<'_>| {
                 if let Some((torn_path, torn_at)) = torn.first() {
@@ -80,9 +80,9 @@ impl<F: FileSystem> Wal<F> {
                 records += 1;
                 Ok(())
             };
-            let end = match reused {
-                true => scan_tagged_records(&path, &bytes, number, &mut on_record)?,
-                false => scan_records(&path, &bytes, &mut on_record)?,
+            let end = match tag {
+                Some(tag) => scan_tagged_records(&path, &bytes, tag, &mut on_record)?,
+                None => scan_records(&path, &bytes, &mut on_record)?,
             };
             if end.torn_tail {
                 torn.push((path, end.end_offset));

@@ -175,14 +175,44 @@ fn wal_segment_both_fresh_and_reused_is_corruption() -> TestResult {
         let fs = crate::io::MemFs::new();
         let dir = PathBuf::from("/db/wal");
         fs.create_dir_all(&dir).await?;
-        for reused in [false, true] {
-            fs.create(&segment_path_of(&dir, 4, reused)).await?;
+        for tag in [None, Some(0x1234_5678_9abc_def0)] {
+            fs.create(&segment_path_of(&dir, 4, tag)).await?;
         }
         match Wal::replay(&fs, &dir, 0, |_, _, _| Ok(())).await {
             Err(Error::Corruption { detail, .. }) => {
-                assert!(detail.contains("both"), "{detail}")
+                assert!(detail.contains("more than one file"), "{detail}")
             }
             other => panic!("expected corruption, got {other:?}"),
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn wal_only_sync_mode_keeps_spares() -> TestResult {
+    run(|| async {
+        for (durability, kept) in [
+            (Durability::Sync, true),
+            (
+                Durability::Interval(std::time::Duration::from_millis(5)),
+                false,
+            ),
+            (Durability::None, false),
+        ] {
+            let fs = crate::io::MemFs::new();
+            let dir = PathBuf::from("/db/wal");
+            let opts = WalOptions {
+                durability,
+                ..small_segments()
+            };
+            let wal = Wal::open(fs.clone(), dir.clone(), opts, 1, 1).await?;
+            wal.append(1, b"one").await?;
+            wal.rotate().await?;
+            let released = wal.release_segments_below(u64::MAX);
+            assert_eq!(released.len(), 1);
+            let back = wal.keep_spare(released[0].clone());
+            assert_eq!(back.is_none(), kept, "{durability:?}");
+            wal.close().await?;
         }
         Ok(())
     })

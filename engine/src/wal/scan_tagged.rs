@@ -3,8 +3,8 @@
 //! A reused segment is written over the file of an older segment, so the bytes after its last
 //! record are not zeros but whatever the older segment left there: the torn-tail rule of
 //! [`super::scan_records`] ("only zeros follow the end") cannot hold. Its records carry
-//! instead the segment's tag ([`super::record::segment_tag`]) inside their checksum, which
-//! no older record carries, so:
+//! instead the segment's random tag ([`super::record::new_segment_tag`], kept in the file
+//! name) inside their checksum, which no older byte of the file can carry, so:
 //!
 //! - the records are read from offset 0 while each one is intact: its tag is this segment's,
 //!   its length at most [`RECORD_PAYLOAD_BYTES_MAX`], it fits in the file and its checksum
@@ -21,22 +21,22 @@
 //! that case detectable. `docs/format/wal.md` states the trade.
 
 use super::record::{
-    segment_tag, tagged_record_crc, RecordHeader, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    tagged_record_crc, RecordHeader, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
     TAGGED_RECORD_HEADER_BYTES,
 };
 use super::scan::{Record, ScanEnd};
 use crate::error::{Error, Result};
 use std::path::Path;
 
-/// Scans every record of reused segment `segment`'s `bytes`, calling `f` for each intact one
-/// in order. `path` only names the file in errors. Errors from `f` are returned as they are.
+/// Scans every record with tag `tag` of a reused segment's `bytes`, calling `f` for each
+/// intact one in order. `path` only names the file in errors. Errors from `f` are returned
+/// as they are.
 pub fn scan_tagged_records(
     path: &Path,
     bytes: &[u8],
-    segment: u64,
+    tag: u64,
     mut f: impl FnMut(Record<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
-    let tag = segment_tag(segment);
     let mut at = 0usize;
     while let Some((record, end)) = intact_at(bytes, at, tag) {
         f(record)?;
@@ -53,7 +53,7 @@ pub fn scan_tagged_records(
                 path,
                 at as u64,
                 format!(
-                    "no intact record of segment {segment} at this offset, \
+                    "no intact record of the segment (tag {tag:016x}) at this offset, \
                      but an intact one follows at offset {later}"
                 ),
             ));
@@ -97,6 +97,11 @@ mod tests {
     use super::*;
     use crate::wal::record::{encode_record, encode_tagged_record};
 
+    /// A fixed tag per test segment number (the writer draws them at random).
+    fn tag_of(segment: u64) -> u64 {
+        0x5a5a_0000_0000_0000 | segment
+    }
+
     fn payload(index: u64, size: usize) -> Vec<u8> {
         (0..size)
             .map(|i| (i as u64 * 7 + index) as u8 | 1)
@@ -125,13 +130,7 @@ mod tests {
         for (i, &size) in sizes.iter().enumerate() {
             offsets.push(new.len());
             let index = i as u64 + 1;
-            encode_tagged_record(
-                &mut new,
-                index,
-                2,
-                segment_tag(segment),
-                &payload(index, size),
-            );
+            encode_tagged_record(&mut new, index, 2, tag_of(segment), &payload(index, size));
         }
         new.resize(crate::io::align_up(new.len() as u64) as usize, 0);
         let mut bytes = old.to_vec();
@@ -141,7 +140,7 @@ mod tests {
 
     fn collect(bytes: &[u8], segment: u64) -> Result<(Vec<(u64, u64)>, ScanEnd)> {
         let mut out = Vec::new();
-        let end = scan_tagged_records(Path::new("s.rwal"), bytes, segment, |r| {
+        let end = scan_tagged_records(Path::new("s.rwal"), bytes, tag_of(segment), |r| {
             assert_eq!(r.payload, &payload(r.index, r.payload.len())[..]);
             out.push((r.offset, r.index));
             Ok(())

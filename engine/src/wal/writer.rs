@@ -53,7 +53,7 @@ impl<F: FileSystem> Wal<F> {
             }
         }
         fs.create_dir_all(&dir).await?;
-        let mut live_segments: BTreeMap<u64, bool> = fs
+        let mut live_segments: BTreeMap<u64, Option<u64>> = fs
             .list(&dir)
             .await?
             .iter()
@@ -68,7 +68,7 @@ impl<F: FileSystem> Wal<F> {
         }
         let file = fs.create(&segment_path(&dir, segment)).await?;
         fs.sync_dir(&dir).await?;
-        live_segments.insert(segment, false);
+        live_segments.insert(segment, None);
         let state = State {
             zeroed_until: 0,
             zero_target: 0,
@@ -260,18 +260,27 @@ impl<F: FileSystem> Wal<F> {
         let released = std::mem::replace(&mut st.live_segments, kept);
         released
             .into_iter()
-            .map(|(number, reused)| segment_path_of(&shared.dir, number, reused))
+            .map(|(number, tag)| segment_path_of(&shared.dir, number, tag))
             .collect()
     }
 
     /// Offers the file of a released segment (a path [`Self::release_segments_below`]
     /// returned) as a spare that a later segment is written over instead of a new file.
-    /// Returns it back if it is not kept (enough spares, or the WAL is closing): the caller
-    /// deletes it then. A spare still on disk after a crash lies below the first live
-    /// segment, so replay never reads it and the next open removes it.
+    /// Returns it back if it is not kept (not `Sync` durability, enough spares, or the WAL is
+    /// closing): the caller deletes it then. A spare still on disk after a crash or a close
+    /// lies below the first live segment, so replay never reads it; it is deleted with the
+    /// other released segments (at the next open, or after the next flush).
+    ///
+    /// Only `Sync` keeps spares: there every write is fdatasynced before the next one is
+    /// issued, so a power loss cannot keep a later write into existing blocks and drop an
+    /// earlier one (which would read as damage in a reused file); it is also the only mode
+    /// that zeros new files ahead, the cost spares save.
     pub fn keep_spare(&self, path: PathBuf) -> Option<PathBuf> {
         let mut st = self.shared.state.borrow_mut();
-        if st.closed || st.spares.len() >= super::SPARE_SEGMENTS_MAX {
+        if st.closed
+            || self.shared.opts.durability != Durability::Sync
+            || st.spares.len() >= super::SPARE_SEGMENTS_MAX
+        {
             return Some(path);
         }
         st.spares.push(path);

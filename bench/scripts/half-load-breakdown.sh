@@ -11,7 +11,8 @@
 #   3. prints the CPU each shard thread and the generator used, and the shard threads'
 #      involuntary context switches (the OS taking the core away), over the measured run.
 # Usage: bench/scripts/half-load-breakdown.sh RATE SECONDS [server flags...]
-#   (SERVER=path runs another ringkv-server binary, for A/B runs of two builds)
+#   (SERVER=path runs another ringkv-server binary, for A/B runs of two builds;
+#    BENCH_FLAGS="..." adds ringkv-bench flags to both runs, e.g. --threads 1)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
@@ -21,7 +22,7 @@ KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
 OUT=$(mktemp -d)
 start_server "$PORT" --durability "${DURABILITY:-sync}" "$@"
 trap 'stop_server; rm -rf "$OUT"' EXIT
-BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4"
+BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4 ${BENCH_FLAGS:-}"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT --json"
 echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "+ $BENCH"; $BENCH 2>/dev/null | grep "ops in"

@@ -124,11 +124,6 @@ pub fn encode_record(out: &mut Vec<u8>, index: u64, term: u64, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Bytes a record with a `payload_len`-byte payload occupies.
-pub fn record_bytes(payload_len: usize) -> usize {
-    RECORD_HEADER_BYTES + payload_len
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +132,7 @@ mod tests {
     fn wal_record_header_round_trip() {
         let mut out = Vec::new();
         encode_record(&mut out, 7, 3, b"hello");
-        assert_eq!(out.len(), record_bytes(5));
+        assert_eq!(out.len(), RECORD_HEADER_BYTES + 5);
         let mut header = [0u8; RECORD_HEADER_BYTES];
         header.copy_from_slice(&out[..RECORD_HEADER_BYTES]);
         let h = RecordHeader::decode(&header);

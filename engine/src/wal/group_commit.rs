@@ -384,8 +384,8 @@ impl<F: FileSystem> Shared<F> {
             let size = crate::io::align_down(file.size().await?);
             return Ok((file, size));
         }
-        // Best effort: a spare left behind lies below the first live segment, and the next
-        // open removes it.
+        // Best effort: a spare left behind lies below the first live segment, so replay never
+        // reads it; the next open lists it and deletes it with the other released segments.
         let _ = self.fs.remove(spare).await;
         Ok((self.fs.create(path).await?, 0))
     }

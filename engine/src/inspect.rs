@@ -13,7 +13,7 @@ use crate::key::{parse_internal, ValueKind};
 use crate::manifest::{self, ManifestState};
 use crate::sstable::{Table, TableIter};
 use crate::wal::{
-    parse_segment_file_name_kind, read_log_file, scan_records, scan_tagged_records, ScanEnd,
+    parse_segment_file_name, parse_segment_file_name_kind, read_log_file, scan_segment, ScanEnd,
 };
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -183,7 +183,7 @@ fn verify_table(path: &Path, number: u64, size: u64, cache: &Rc<BlockCache>) -> 
 fn wal_segments(wal: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments: Vec<(u64, PathBuf)> = block_on(StdFs.list(wal))?
         .into_iter()
-        .filter_map(|name| parse_segment_file_name_kind(&name).map(|(n, _)| (n, wal.join(name))))
+        .filter_map(|name| parse_segment_file_name(&name).map(|n| (n, wal.join(name))))
         .collect();
     segments.sort();
     Ok(segments)
@@ -197,10 +197,8 @@ fn scan_segment_file(
     f: impl FnMut(crate::wal::Record<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    match parse_segment_file_name_kind(name) {
-        Some((_, Some(tag))) => scan_tagged_records(path, bytes, tag, f),
-        _ => scan_records(path, bytes, f),
-    }
+    let tag = parse_segment_file_name_kind(name).and_then(|(_, tag)| tag);
+    scan_segment(path, bytes, tag, f)
 }
 
 /// Scans the segment at `path` and checks every record's batch.

@@ -41,7 +41,7 @@ impl LogBuffer {
         Self::default()
     }
 
-    /// The buffer of a reused segment whose records carry `tag` (see `record::segment_tag`).
+    /// The buffer of a reused segment whose records carry `tag` (see `record::new_segment_tag`).
     pub fn tagged(tag: u64) -> Self {
         LogBuffer {
             tag: Some(tag),

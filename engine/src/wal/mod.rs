@@ -37,7 +37,7 @@ pub use group_commit::{NONE_WRITE_OUT_INTERVAL, SPARE_SEGMENTS_MAX, SYNC_ZERO_AH
 pub use log_file::{read_log_file, LogFile};
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
 pub use scan::{scan_records, Record, ScanEnd, SECTOR_BYTES};
-pub use scan_tagged::scan_tagged_records;
+pub use scan_tagged::{scan_segment, scan_tagged_records};
 pub use segment::{
     parse_segment_file_name, parse_segment_file_name_kind, segment_file_name, segment_path,
     segment_path_of,

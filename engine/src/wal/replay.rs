@@ -1,7 +1,8 @@
 //! Replay: reads the WAL's segments in order and hands every record to the database.
 //!
 //! Segments numbered `>= first_segment` are scanned with [`scan_records`] (torn-tail rule),
-//! reused ones (`.rwal`) with [`scan_tagged_records`] (their records carry the segment's tag).
+//! reused ones (`.rwal`) with [`scan_tagged_records`] (their records carry the tag in the
+//! file's name); [`scan_segment`] picks.
 //! Across the whole log, record indexes must be consecutive (a gap or a regression is
 //! corruption), and no segment may hold a record after a torn segment (only the last write
 //! before a crash can tear). A torn tail is then cut off (the file is truncated to the end of
@@ -9,8 +10,7 @@
 //! written — does not mistake it for damage in the middle of the log.
 
 use super::log_file::read_log_file;
-use super::scan::scan_records;
-use super::scan_tagged::scan_tagged_records;
+use super::scan_tagged::scan_segment;
 use super::segment::{parse_segment_file_name_kind, segment_path_of};
 use super::{Recovery, Wal};
 use crate::error::{Error, Result};
@@ -80,10 +80,7 @@ impl<F: FileSystem> Wal<F> {
                 records += 1;
                 Ok(())
             };
-            let end = match tag {
-                Some(tag) => scan_tagged_records(&path, &bytes, tag, &mut on_record)?,
-                None => scan_records(&path, &bytes, &mut on_record)?,
-            };
+            let end = scan_segment(&path, &bytes, tag, &mut on_record)?;
             if end.torn_tail {
                 torn.push((path, end.end_offset));
             }

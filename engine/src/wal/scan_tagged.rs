@@ -24,7 +24,7 @@ use super::record::{
     tagged_record_crc, RecordHeader, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
     TAGGED_RECORD_HEADER_BYTES,
 };
-use super::scan::{Record, ScanEnd};
+use super::scan::{scan_records, Record, ScanEnd};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -64,6 +64,20 @@ pub fn scan_tagged_records(
         end_offset: at as u64,
         torn_tail,
     })
+}
+
+/// Scans a segment file's `bytes` by its kind: with [`scan_tagged_records`] if its name
+/// carries a tag (a reused `.rwal` file), else with [`scan_records`].
+pub fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    tag: Option<u64>,
+    f: impl FnMut(Record<'_>) -> Result<()>,
+) -> Result<ScanEnd> {
+    match tag {
+        Some(tag) => scan_tagged_records(path, bytes, tag, f),
+        None => scan_records(path, bytes, f),
+    }
 }
 
 /// The intact record of tag `tag` at offset `at`, and the offset just past it.

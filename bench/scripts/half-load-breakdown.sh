@@ -12,7 +12,11 @@
 #      involuntary context switches (the OS taking the core away), over the measured run.
 # Usage: bench/scripts/half-load-breakdown.sh RATE SECONDS [server flags...]
 #   (SERVER=path runs another ringkv-server binary, for A/B runs of two builds;
-#    BENCH_FLAGS="..." adds ringkv-bench flags to both runs, e.g. --threads 1)
+#    BENCH_FLAGS="..." adds ringkv-bench flags to both runs, e.g. --threads 1;
+#    CONNECTIONS (default 4), BATCH (default 100) and PIPELINE (default 64) set the generator's
+#    --connections, --batch and --pipeline;
+#    BENCH_PREFIX="CMD ARGS " runs the generator under CMD, e.g. "chrt -f 10 ";
+#    BENCH_BIN=path runs another ringkv-bench binary)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
@@ -22,7 +26,7 @@ KEYS=${KEYS:-2000000}; SETTLE=${SETTLE:-15}; PORT=${PORT:-7470}
 OUT=$(mktemp -d)
 start_server "$PORT" --durability "${DURABILITY:-sync}" "$@"
 trap 'stop_server; rm -rf "$OUT"' EXIT
-BENCH="target/release/ringkv-bench run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch 100 --pipeline 64 --connections 4 ${BENCH_FLAGS:-}"
+BENCH="${BENCH_PREFIX:-}${BENCH_BIN:-target/release/ringkv-bench} run --target ringkv://127.0.0.1:$PORT --workload fillrandom --keys $KEYS --batch ${BATCH:-100} --pipeline ${PIPELINE:-64} --connections ${CONNECTIONS:-4} ${BENCH_FLAGS:-}"
 ADMIN="target/release/ringkv-admin --addr 127.0.0.1:$PORT --json"
 echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "+ $BENCH"; $BENCH 2>/dev/null | grep "ops in"
@@ -34,7 +38,7 @@ echo "+ $BENCH --rate $RATE --duration $SECONDS_"
 $BENCH --rate "$RATE" --duration "$SECONDS_" 2>/dev/null > "$OUT/run.txt" & BPID=$!
 sleep 1; b0=$(cpu_ticks $BPID); sleep $((SECONDS_ - 2))
 b1=$(cpu_ticks $BPID); wait $BPID
-grep "ops in" "$OUT/run.txt"
+grep -E "ops in|generator lag" "$OUT/run.txt"
 $ADMIN stats > "$OUT/b.json"; threads > "$OUT/tb"
 echo "generator CPU over $((SECONDS_ - 2)) s: $(( (b1 - b0) * 100 / $(getconf CLK_TCK) / (SECONDS_ - 2) ))% of a core"
 paste "$OUT/ta" "$OUT/tb" | awk -v s="$SECONDS_" -v hz="$(getconf CLK_TCK)" \

@@ -44,9 +44,12 @@ const OPEN_LOOP_QUANTUM: Duration = Duration::from_micros(100);
 /// their due times operations are generated. A frame then goes out when its newest put comes
 /// due (never before), and the thread sleeps until the next frame is complete instead of
 /// waking every [`OPEN_LOOP_QUANTUM`] to add a few puts to it: at 450,000 puts/s in frames of
-/// 100 that is one wake-up per frame instead of several. Generation also stops at a full
-/// frame that is not yet due, so this bounds memory, not the wait.
+/// 100 that is one wake-up per frame instead of several. Generated ahead, the puts after a
+/// full frame that is not yet due wait in their connection's queue, which therefore has room
+/// for a lookahead's worth of them (see [`Driver::queue_max`]).
 const BATCH_LOOKAHEAD: Duration = Duration::from_millis(2);
+/// Upper bound of one connection's queue (operations), whatever `--rate` asks for.
+const QUEUE_OPS_MAX: usize = 1 << 14;
 /// How often a thread reports to the live display (which shows whole seconds: several
 /// reports from every thread fall into each).
 pub const TICK: Duration = Duration::from_millis(200);
@@ -131,7 +134,7 @@ struct Session {
     in_flight: Vec<InFlight<Frame>>,
     /// Puts gathered for the next BATCH frame, per connection.
     batch: Vec<Vec<Op>>,
-    /// Operations waiting for room on their connection (at most `--pipeline` each).
+    /// Operations waiting for room on their connection (at most [`Driver::queue_max`] each).
     queued: Vec<VecDeque<Op>>,
 }
 
@@ -149,6 +152,14 @@ pub struct Driver<'a> {
     next_due: Instant,
     /// Open loop, puts only, in BATCH frames: [`BATCH_LOOKAHEAD`]; otherwise zero.
     lookahead: Duration,
+    /// How many operations a connection's queue holds before generation stops: `--pipeline`,
+    /// or with a lookahead, a full frame plus every operation the lookahead can generate.
+    /// Ops generated ahead for one connection must not stop the generation of the others':
+    /// with the bound at `--pipeline` (64), a frame of 100 puts filled 2 ms ahead at 225,000
+    /// puts/s per connection stopped it, the other shard's puts were generated only when that
+    /// frame left, and a fifth of all frames went out more than 1 ms late (p99 of the
+    /// generator's lag 2.5-7 ms at 450,000 puts/s on 2 shards).
+    queue_max: usize,
     /// Generation stopped this round at a full queue: nothing to generate until it drains.
     blocked: bool,
     values: Vec<u8>,
@@ -225,6 +236,19 @@ impl<'a> Driver<'a> {
             .map(|_| (rng.next_u64() >> 56) as u8)
             .collect();
         let now = Instant::now();
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        let lookahead = if rate > 0.0 && load.batch > 1 && puts_only(plan.spec) {
+            BATCH_LOOKAHEAD
+        } else {
+            Duration::ZERO
+        };
+        let queue_max = match interval {
+            Some(_) if !lookahead.is_zero() => {
+                let ahead = (lookahead.as_secs_f64() * rate).ceil() as usize;
+                load.pipeline.max((load.batch + ahead).min(QUEUE_OPS_MAX))
+            }
+            _ => load.pipeline,
+        };
         Ok(Self {
             plan,
             sessions: all,
@@ -232,13 +256,10 @@ impl<'a> Driver<'a> {
             rng,
             next_op: first_op,
             end_op,
-            interval: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)),
+            interval,
             next_due: now,
-            lookahead: if rate > 0.0 && load.batch > 1 && puts_only(plan.spec) {
-                BATCH_LOOKAHEAD
-            } else {
-                Duration::ZERO
-            },
+            lookahead,
+            queue_max,
             blocked: false,
             values,
             key: Vec::with_capacity(load.key_size),
@@ -382,7 +403,7 @@ impl<'a> Driver<'a> {
     /// server reads and answers the window in one go). In open loop (`--rate`) it takes them
     /// once half its window is free, so operations that come due are not held back for a
     /// whole round trip. Operations for a full connection wait in its queue, and generation
-    /// stops when a queue holds a window's worth. Returns whether the thread still has
+    /// stops when a queue holds [`Driver::queue_max`] of them. Returns whether the thread still has
     /// operations to generate or send.
     fn top_up(&mut self, s: usize, now: Instant) -> Result<bool> {
         let pipeline = self.plan.load.pipeline;
@@ -391,68 +412,82 @@ impl<'a> Driver<'a> {
             Some(_) => pipeline - (pipeline / 2).max(1),
         };
         let wires = self.sessions[s].wires.len();
-        let mut open = std::mem::take(&mut self.open);
-        open.clear();
-        open.extend(
-            self.sessions[s]
-                .in_flight
-                .iter()
-                .map(|f| f.len() <= resume_at),
-        );
-        for wire in open.iter().enumerate().filter(|(_, &o)| o).map(|(w, _)| w) {
-            while let Some(&next) = self.sessions[s].queued[wire].front() {
-                if !self.has_room(s, wire, next.due) {
-                    break;
-                }
-                let mut op = next;
-                self.sessions[s].queued[wire].pop_front();
-                // Closed loop: an operation is due when it is sent, not when it was made
-                // and queued behind a full window.
-                if self.interval.is_none() {
-                    op.due = now;
-                }
-                self.issue(s, wire, op, now)?;
-            }
-        }
-        let mut more = true;
+        let blocked_before = self.blocked;
+        let mut more;
+        // Rounds until no frame leaves: a frame that leaves makes room for the operations
+        // queued behind it, which may already be due (after the thread lost its core for a
+        // while, several frames of one connection can be). One frame per connection and
+        // wake-up let such a backlog grow.
         loop {
-            let op = match self.next(now) {
-                None => break,
-                Some(Err(())) => {
-                    more = false;
-                    break;
-                }
-                Some(Ok(op)) => op,
-            };
-            make_key(op.index, self.plan.load.key_size, &mut self.key);
-            // One connection per session (redis://): nothing to route.
-            let wire = if wires == 1 {
-                0
-            } else {
-                usize::from(self.plan.topology.shard_of_key(&self.key))
-            };
-            if open[wire]
-                && self.sessions[s].queued[wire].is_empty()
-                && self.has_room(s, wire, op.due)
-            {
-                self.issue_keyed(s, wire, op, now)?;
-            } else {
-                let queue = &mut self.sessions[s].queued[wire];
-                queue.push_back(op);
-                if queue.len() >= pipeline {
-                    self.blocked = true;
-                    break;
+            self.blocked = blocked_before;
+            let mut sent = false;
+            let mut open = std::mem::take(&mut self.open);
+            open.clear();
+            open.extend(
+                self.sessions[s]
+                    .in_flight
+                    .iter()
+                    .map(|f| f.len() <= resume_at),
+            );
+            for wire in open.iter().enumerate().filter(|(_, &o)| o).map(|(w, _)| w) {
+                while let Some(&next) = self.sessions[s].queued[wire].front() {
+                    if !self.has_room(s, wire, next.due) {
+                        break;
+                    }
+                    let mut op = next;
+                    self.sessions[s].queued[wire].pop_front();
+                    // Closed loop: an operation is due when it is sent, not when it was made
+                    // and queued behind a full window.
+                    if self.interval.is_none() {
+                        op.due = now;
+                    }
+                    self.issue(s, wire, op, now)?;
                 }
             }
-        }
-        self.open = open;
-        // A partly gathered BATCH goes out at the end of a round in closed loop, and once no
-        // more operations will come; otherwise when `batch_leaves_at` says.
-        let eager = self.interval.is_none() || !more;
-        for wire in 0..wires {
-            let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
-            if leaves_at.is_some_and(|at| at <= now) {
-                self.send_batch(s, wire, now)?;
+            more = true;
+            loop {
+                let op = match self.next(now) {
+                    None => break,
+                    Some(Err(())) => {
+                        more = false;
+                        break;
+                    }
+                    Some(Ok(op)) => op,
+                };
+                make_key(op.index, self.plan.load.key_size, &mut self.key);
+                // One connection per session (redis://): nothing to route.
+                let wire = if wires == 1 {
+                    0
+                } else {
+                    usize::from(self.plan.topology.shard_of_key(&self.key))
+                };
+                if open[wire]
+                    && self.sessions[s].queued[wire].is_empty()
+                    && self.has_room(s, wire, op.due)
+                {
+                    self.issue_keyed(s, wire, op, now)?;
+                } else {
+                    let queue = &mut self.sessions[s].queued[wire];
+                    queue.push_back(op);
+                    if queue.len() >= self.queue_max {
+                        self.blocked = true;
+                        break;
+                    }
+                }
+            }
+            self.open = open;
+            // A partly gathered BATCH goes out at the end of a round in closed loop, and once no
+            // more operations will come; otherwise when `batch_leaves_at` says.
+            let eager = self.interval.is_none() || !more;
+            for wire in 0..wires {
+                let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
+                if leaves_at.is_some_and(|at| at <= now) {
+                    self.send_batch(s, wire, now)?;
+                    sent = true;
+                }
+            }
+            if !sent || self.sessions[s].queued.iter().all(|q| q.is_empty()) {
+                break;
             }
         }
         for wire in &mut self.sessions[s].wires {
@@ -629,14 +664,18 @@ impl<'a> Driver<'a> {
             // complete or to give up waiting for more puts.
             let mut wake = match self.blocked {
                 true => until,
-                false => self.next_due.checked_sub(self.lookahead).unwrap_or(now),
+                false => self.next_due.checked_sub(self.lookahead / 2).unwrap_or(now),
             };
             for batch in self.sessions.iter().flat_map(|s| &s.batch) {
                 if let Some(at) = self.batch_leaves_at(batch, false) {
                     wake = wake.min(at);
                 }
             }
-            until = until.min(wake.max(now + OPEN_LOOP_QUANTUM));
+            until = until.min(if wake <= now {
+                now
+            } else {
+                wake.max(now + OPEN_LOOP_QUANTUM)
+            });
         }
         let timeout = until.saturating_duration_since(now);
         if self.fds.is_empty() {

@@ -13,6 +13,10 @@
 #   rewrites fork a child that takes a core at unpredictable moments, which moves either
 #   client's rate by tens of percent from one run to the next; without it the pairs compare
 #   the two clients more tightly.
+#   PIN=1 pins redis-server to core 1 and both clients to core 0 (taskset), the same for both.
+#   After every client run it prints the CPU the client and redis-server used over the run's
+#   wall time: a redis-server near 100% of its core with the client well below is a run the
+#   server bounds, where no client can be faster.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
@@ -38,15 +42,33 @@ echo "## redis-server $(redis-server --version | awk '{print $3}') --appendonly 
 RDIR=$(mktemp -d); DIRS+=("$RDIR")
 redis-server --port "$REDIS_PORT" --dir "$RDIR" --save '' --appendonly "${REDIS_AOF:-yes}" --appendfsync everysec --daemonize yes >/dev/null
 wait_port "$REDIS_PORT"
+RPID=$(redis-cli -p "$REDIS_PORT" info server | awk -F: '/^process_id/{print $2+0}')
+CLIENT_PIN=()
+if [ -n "${PIN:-}" ]; then
+    taskset -a -pc 1 "$RPID" >/dev/null
+    CLIENT_PIN=(taskset -c 0)
+fi
+HZ=$(getconf CLK_TCK)
+# Runs a client command; prints its output lines matching $1, then the client's and
+# redis-server's CPU over the run's wall time.
+client() {
+    local pattern=$1; shift
+    echo "+ $*"
+    local r0 t0 r1 t1 out
+    r0=$(cpu_ticks "$RPID"); t0=$(date +%s.%N)
+    out=$(/usr/bin/time -f "client-cpu %U %S" "${CLIENT_PIN[@]}" "$@" 2>&1 | tr '\r' '\n')
+    t1=$(date +%s.%N); r1=$(cpu_ticks "$RPID")
+    echo "$out" | grep -E "$pattern" || true
+    echo "$out" | awk -v r="$((r1 - r0))" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+        '/^client-cpu/ {w = t1 - t0; printf "cpu over %.2f s wall: client %.0f%% of a core, redis-server %.0f%%\n", w, ($2 + $3) * 100 / w, r / hz * 100 / w}'
+}
 # PAIRS alternating pairs (redis-benchmark, then ringkv-bench), each on an emptied server.
 for PAIR in $(seq 1 "${PAIRS:-3}"); do
     echo "### pair $PAIR"
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
-    CMD="redis-benchmark -p $REDIS_PORT -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q"
-    echo "+ $CMD"; $CMD 2>&1 | tr '\r' '\n' | grep -E "requests per second"
+    client "requests per second" redis-benchmark -p "$REDIS_PORT" -t set,get -P 64 -c 50 -d 100 -r 10000000 -n 2000000 -q
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
-    CMD="$BENCH run --target redis://127.0.0.1:$REDIS_PORT --workload overwrite,readrandom --keys 10000000 --ops 2000000 --value-size 100 --batch 1 --pipeline 64 --connections 50 --threads 1 --json /tmp/issue4-redis.json"
-    echo "+ $CMD"; $CMD 2>/dev/null | grep -E "^(overwrite|readrandom)"
+    client "^(overwrite|readrandom)" "$BENCH" run --target "redis://127.0.0.1:$REDIS_PORT" --workload overwrite,readrandom --keys 10000000 --ops 2000000 --value-size 100 --batch 1 --pipeline 64 --connections 50 --threads 1 --json /tmp/issue4-redis.json
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true

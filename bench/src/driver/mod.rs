@@ -3,8 +3,8 @@
 //! connection's queued frames with one `write`, and sleeps in `poll(2)` until answers or the
 //! next scheduled operation are due.
 //!
-//! A session is one connection per shard (one in all for redis://); every key goes to the
-//! shard that owns it. Each connection keeps at most `--pipeline` frames in flight; a
+//! A session is one connection per shard (one in all for redis://); a thread's operations go
+//! to its sessions in turn, and every key to the shard that owns it. Each connection keeps at most `--pipeline` frames in flight; a
 //! session whose next operation finds its connection's window full waits until half the
 //! window has come back, so requests leave in bursts (like redis-benchmark's `-P`). Puts are
 //! gathered into frames of `--batch` per connection.
@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 /// Under `--rate`, the longest a partly gathered BATCH frame waits for more puts.
 const BATCH_WAIT_MAX: Duration = Duration::from_millis(10);
-/// Under `--rate`, the shortest sleep between rounds of generation: operations that come due
-/// within it are generated and sent together, at most this late. Waking for every operation
+/// Under `--rate`, the shortest sleep between rounds of generation (a frame already due goes
+/// without one): operations that come due within it are generated and sent together, at
+/// most this late. Waking for every operation
 /// (a few microseconds apart at hundreds of thousands per second) costs the generator a core
 /// in wake-ups and takes CPU from the server under test (measured: p50 write latency 2 ms
 /// became 5 ms); rounding sleeps up to whole milliseconds, as poll(2) does, made operations
@@ -48,7 +49,8 @@ const OPEN_LOOP_QUANTUM: Duration = Duration::from_micros(100);
 /// full frame that is not yet due wait in their connection's queue, which therefore has room
 /// for a lookahead's worth of them (see [`Driver::queue_max`]).
 const BATCH_LOOKAHEAD: Duration = Duration::from_millis(2);
-/// Upper bound of one connection's queue (operations), whatever `--rate` asks for.
+/// Upper bound of one connection's queue (operations) under `--rate` with puts generated
+/// ahead, unless `--pipeline` is larger.
 const QUEUE_OPS_MAX: usize = 1 << 14;
 /// How often a thread reports to the live display (which shows whole seconds: several
 /// reports from every thread fall into each).
@@ -162,6 +164,12 @@ pub struct Driver<'a> {
     queue_max: usize,
     /// Generation stopped this round at a full queue: nothing to generate until it drains.
     blocked: bool,
+    /// The operation (and its session) that found its queue full; it goes first next round.
+    held: Option<(usize, Op)>,
+    /// The session the next generated operation goes to (they take turns).
+    next_session: usize,
+    /// Every operation has been generated (the last round's generation ended for good).
+    generated_all: bool,
     values: Vec<u8>,
     key: Vec<u8>,
     /// The puts of the frame being sent (reused).
@@ -261,6 +269,9 @@ impl<'a> Driver<'a> {
             lookahead,
             queue_max,
             blocked: false,
+            held: None,
+            next_session: 0,
+            generated_all: false,
             values,
             key: Vec::with_capacity(load.key_size),
             puts: Puts::default(),
@@ -312,11 +323,7 @@ impl<'a> Driver<'a> {
         self.next_due = Instant::now();
         loop {
             let now = Instant::now();
-            let mut generating = false;
-            self.blocked = false;
-            for s in 0..self.sessions.len() {
-                generating |= self.top_up(s, now)?;
-            }
+            let generating = self.top_up(now)?;
             let in_flight = self
                 .sessions
                 .iter()
@@ -397,62 +404,61 @@ impl<'a> Driver<'a> {
         }))
     }
 
-    /// Issues session `s`'s operations while their connections have room. In closed loop a
-    /// connection takes new frames once its whole window is answered and then until it is
-    /// full, so each round trip carries a full window (what `redis-benchmark -P` does; the
-    /// server reads and answers the window in one go). In open loop (`--rate`) it takes them
-    /// once half its window is free, so operations that come due are not held back for a
-    /// whole round trip. Operations for a full connection wait in its queue, and generation
-    /// stops when a queue holds [`Driver::queue_max`] of them. Returns whether the thread still has
-    /// operations to generate or send.
-    fn top_up(&mut self, s: usize, now: Instant) -> Result<bool> {
+    /// Issues operations while their connections have room. Operations go to the sessions
+    /// in turn, each to the connection of its key's shard. In closed loop a connection takes
+    /// new frames once its whole window is answered and then until it is full, so each round
+    /// trip carries a full window (what `redis-benchmark -P` does; the server reads and
+    /// answers the window in one go). In open loop (`--rate`) it takes them once half its
+    /// window is free, so operations that come due are not held back for a whole round trip.
+    /// Operations for a full connection wait in its queue, and generation stops when a queue
+    /// holds [`Driver::queue_max`] of them (the operation that found it full is held for the
+    /// next round). Returns whether the thread still has operations to generate or send.
+    fn top_up(&mut self, now: Instant) -> Result<bool> {
         let pipeline = self.plan.load.pipeline;
         let resume_at = match self.interval {
             None => 0,
             Some(_) => pipeline - (pipeline / 2).max(1),
         };
-        let wires = self.sessions[s].wires.len();
-        let blocked_before = self.blocked;
+        let sessions = self.sessions.len();
+        let wires = self.sessions.first().map_or(0, |s| s.wires.len());
         let mut more;
         // Rounds until no frame leaves: a frame that leaves makes room for the operations
         // queued behind it, which may already be due (after the thread lost its core for a
         // while, several frames of one connection can be). One frame per connection and
         // wake-up let such a backlog grow.
         loop {
-            self.blocked = blocked_before;
+            self.blocked = false;
             let mut sent = false;
             let mut open = std::mem::take(&mut self.open);
             open.clear();
             open.extend(
-                self.sessions[s]
-                    .in_flight
+                self.sessions
                     .iter()
-                    .map(|f| f.len() <= resume_at),
+                    .flat_map(|session| session.in_flight.iter().map(|f| f.len() <= resume_at)),
             );
-            for wire in open.iter().enumerate().filter(|(_, &o)| o).map(|(w, _)| w) {
-                while let Some(&next) = self.sessions[s].queued[wire].front() {
-                    if !self.has_room(s, wire, next.due) {
-                        break;
+            for s in 0..sessions {
+                for wire in 0..wires {
+                    if open[s * wires + wire] {
+                        self.drain(s, wire, now)?;
                     }
-                    let mut op = next;
-                    self.sessions[s].queued[wire].pop_front();
-                    // Closed loop: an operation is due when it is sent, not when it was made
-                    // and queued behind a full window.
-                    if self.interval.is_none() {
-                        op.due = now;
-                    }
-                    self.issue(s, wire, op, now)?;
                 }
             }
             more = true;
             loop {
-                let op = match self.next(now) {
-                    None => break,
-                    Some(Err(())) => {
-                        more = false;
-                        break;
-                    }
-                    Some(Ok(op)) => op,
+                let (s, op) = match self.held.take() {
+                    Some(held) => held,
+                    None => match self.next(now) {
+                        None => break,
+                        Some(Err(())) => {
+                            more = false;
+                            break;
+                        }
+                        Some(Ok(op)) => {
+                            let s = self.next_session;
+                            self.next_session = (s + 1) % sessions;
+                            (s, op)
+                        }
+                    },
                 };
                 make_key(op.index, self.plan.load.key_size, &mut self.key);
                 // One connection per session (redis://): nothing to route.
@@ -461,42 +467,70 @@ impl<'a> Driver<'a> {
                 } else {
                     usize::from(self.plan.topology.shard_of_key(&self.key))
                 };
-                if open[wire]
+                if open[s * wires + wire]
                     && self.sessions[s].queued[wire].is_empty()
                     && self.has_room(s, wire, op.due)
                 {
                     self.issue_keyed(s, wire, op, now)?;
+                } else if self.sessions[s].queued[wire].len() < self.queue_max {
+                    self.sessions[s].queued[wire].push_back(op);
                 } else {
-                    let queue = &mut self.sessions[s].queued[wire];
-                    queue.push_back(op);
-                    if queue.len() >= self.queue_max {
-                        self.blocked = true;
-                        break;
-                    }
+                    self.held = Some((s, op));
+                    self.blocked = true;
+                    break;
                 }
             }
             self.open = open;
-            // A partly gathered BATCH goes out at the end of a round in closed loop, and once no
-            // more operations will come; otherwise when `batch_leaves_at` says.
+            // A partly gathered BATCH goes out at the end of a round in closed loop, and once
+            // no more operations will come; otherwise when `batch_leaves_at` says.
             let eager = self.interval.is_none() || !more;
-            for wire in 0..wires {
-                let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
-                if leaves_at.is_some_and(|at| at <= now) {
-                    self.send_batch(s, wire, now)?;
-                    sent = true;
+            for s in 0..sessions {
+                for wire in 0..wires {
+                    let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
+                    if leaves_at.is_some_and(|at| at <= now) {
+                        self.send_batch(s, wire, now)?;
+                        sent = true;
+                    }
                 }
             }
-            if !sent || self.sessions[s].queued.iter().all(|q| q.is_empty()) {
+            let queued = self
+                .sessions
+                .iter()
+                .any(|session| session.queued.iter().any(|q| !q.is_empty()));
+            if !sent || !queued {
                 break;
             }
         }
-        for wire in &mut self.sessions[s].wires {
-            wire.flush()?;
+        self.generated_all = !more && self.held.is_none();
+        for session in &mut self.sessions {
+            for wire in &mut session.wires {
+                wire.flush()?;
+            }
         }
-        let session = &self.sessions[s];
         Ok(more
-            || session.queued.iter().any(|q| !q.is_empty())
-            || session.batch.iter().any(|b| !b.is_empty()))
+            || self.held.is_some()
+            || self.sessions.iter().any(|session| {
+                session.queued.iter().any(|q| !q.is_empty())
+                    || session.batch.iter().any(|b| !b.is_empty())
+            }))
+    }
+
+    /// Issues the operations queued for connection `wire` of session `s` while it has room.
+    fn drain(&mut self, s: usize, wire: usize, now: Instant) -> Result<()> {
+        while let Some(&next) = self.sessions[s].queued[wire].front() {
+            if !self.has_room(s, wire, next.due) {
+                break;
+            }
+            let mut op = next;
+            self.sessions[s].queued[wire].pop_front();
+            // Closed loop: an operation is due when it is sent, not when it was made and
+            // queued behind a full window.
+            if self.interval.is_none() {
+                op.due = now;
+            }
+            self.issue(s, wire, op, now)?;
+        }
+        Ok(())
     }
 
     /// When a gathered BATCH frame may leave (`None` if nothing is gathered): `eager`, or
@@ -660,22 +694,24 @@ impl<'a> Driver<'a> {
         let now = Instant::now();
         let mut until = self.next_tick.min(now + self.response_wait);
         if generating && self.interval.is_some() {
-            // The next operation to generate, or (puts generated ahead) the next frame to
-            // complete or to give up waiting for more puts.
-            let mut wake = match self.blocked {
-                true => until,
-                false => self.next_due.checked_sub(self.lookahead / 2).unwrap_or(now),
-            };
+            // The next operation to generate (half a lookahead early when puts are generated
+            // ahead, so that generation runs in chunks), unless generation is blocked or
+            // over; at least OPEN_LOOP_QUANTUM away.
+            if !self.blocked && !self.generated_all {
+                let at = self.next_due.checked_sub(self.lookahead / 2).unwrap_or(now);
+                until = until.min(at.max(now + OPEN_LOOP_QUANTUM));
+            }
+            // The next frame to complete or to give up waiting for more puts: one already due
+            // leaves without a nap.
             for batch in self.sessions.iter().flat_map(|s| &s.batch) {
-                if let Some(at) = self.batch_leaves_at(batch, false) {
-                    wake = wake.min(at);
+                if let Some(at) = self.batch_leaves_at(batch, self.generated_all) {
+                    until = until.min(if at <= now {
+                        now
+                    } else {
+                        at.max(now + OPEN_LOOP_QUANTUM)
+                    });
                 }
             }
-            until = until.min(if wake <= now {
-                now
-            } else {
-                wake.max(now + OPEN_LOOP_QUANTUM)
-            });
         }
         let timeout = until.saturating_duration_since(now);
         if self.fds.is_empty() {

@@ -8,7 +8,8 @@
 #      redis-server;
 #   2. ringkv-bench against ringkv-server (--shards 2 --durability sync) and against
 #      ringkv-bench sink (2 shards, stores nothing), same workloads.
-# Usage: bench/scripts/issue4-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark)
+# Usage: bench/scripts/issue4-compare.sh [LOGFILE]    (needs redis-server, redis-benchmark,
+#   /usr/bin/time from the `time` package, and taskset for PIN=1)
 #   REDIS_AOF=no runs redis-server without its append-only file (--appendonly no). Its AOF
 #   rewrites fork a child that takes a core at unpredictable moments, which moves either
 #   client's rate by tens of percent from one run to the next; without it the pairs compare

@@ -4,10 +4,11 @@
 //! next scheduled operation are due.
 //!
 //! A session is one connection per shard (one in all for redis://); a thread's operations go
-//! to its sessions in turn, and every key to the shard that owns it. Each connection keeps at most `--pipeline` frames in flight; a
-//! session whose next operation finds its connection's window full waits until half the
-//! window has come back, so requests leave in bursts (like redis-benchmark's `-P`). Puts are
-//! gathered into frames of `--batch` per connection.
+//! to its sessions in turn, and every key to the shard that owns it. Each connection keeps
+//! at most `--pipeline` frames in flight; a session whose next operation finds its
+//! connection's window full waits until half the window has come back, so requests leave in
+//! bursts (like redis-benchmark's `-P`). Puts are gathered into frames of `--batch` per
+//! connection.
 //!
 //! Closed loop (default): an operation is due when it is sent. Open loop (`--rate`):
 //! operation `n` of a thread is due at `start + n / rate`, and its latency counts from then,
@@ -35,9 +36,8 @@ use std::time::{Duration, Instant};
 const BATCH_WAIT_MAX: Duration = Duration::from_millis(10);
 /// Under `--rate`, the shortest sleep between rounds of generation (a frame already due goes
 /// without one): operations that come due within it are generated and sent together, at
-/// most this late. Waking for every operation
-/// (a few microseconds apart at hundreds of thousands per second) costs the generator a core
-/// in wake-ups and takes CPU from the server under test (measured: p50 write latency 2 ms
+/// most this late. Waking for every operation (a few microseconds apart at hundreds of
+/// thousands per second) costs the generator a core in wake-ups and takes CPU from the server under test (measured: p50 write latency 2 ms
 /// became 5 ms); rounding sleeps up to whole milliseconds, as poll(2) does, made operations
 /// 0.2 ms late at the median and 1.2 ms at p99.
 const OPEN_LOOP_QUANTUM: Duration = Duration::from_micros(100);
@@ -133,6 +133,9 @@ struct Frame {
 
 struct Session {
     wires: Vec<Box<dyn Wire>>,
+    /// The operation this session generated that found its connection's queue full, with
+    /// that connection; it goes first when the session generates again.
+    held: Option<(usize, Op)>,
     in_flight: Vec<InFlight<Frame>>,
     /// Puts gathered for the next BATCH frame, per connection.
     batch: Vec<Vec<Op>>,
@@ -160,16 +163,15 @@ pub struct Driver<'a> {
     /// with the bound at `--pipeline` (64), a frame of 100 puts filled 2 ms ahead at 225,000
     /// puts/s per connection stopped it, the other shard's puts were generated only when that
     /// frame left, and a fifth of all frames went out more than 1 ms late (p99 of the
-    /// generator's lag 2.5-7 ms at 450,000 puts/s on 2 shards).
+    /// generator's lag 2.5-4 ms at 450,000 puts/s on 2 shards).
     queue_max: usize,
-    /// Generation stopped this round at a full queue: nothing to generate until it drains.
+    /// Generation stopped last round with every session holding an operation whose queue
+    /// was full (none reached the end of what may be generated): nothing to generate until
+    /// a queue drains.
     blocked: bool,
-    /// The operation (and its session) that found its queue full; it goes first next round.
-    held: Option<(usize, Op)>,
-    /// The session the next generated operation goes to (they take turns).
-    next_session: usize,
-    /// Every operation has been generated (the last round's generation ended for good).
-    generated_all: bool,
+    /// The session that generates first in the next round (they take turns, so that under
+    /// --rate, where one session could generate a whole lookahead, each gets its share).
+    first_session: usize,
     values: Vec<u8>,
     key: Vec<u8>,
     /// The puts of the frame being sent (reused).
@@ -237,6 +239,7 @@ impl<'a> Driver<'a> {
                 in_flight: (0..n).map(|_| InFlight::default()).collect(),
                 batch: (0..n).map(|_| Vec::new()).collect(),
                 queued: (0..n).map(|_| VecDeque::new()).collect(),
+                held: None,
             });
         }
         let mut rng = Rng::new(seed);
@@ -269,9 +272,7 @@ impl<'a> Driver<'a> {
             lookahead,
             queue_max,
             blocked: false,
-            held: None,
-            next_session: 0,
-            generated_all: false,
+            first_session: 0,
             values,
             key: Vec::with_capacity(load.key_size),
             puts: Puts::default(),
@@ -323,7 +324,14 @@ impl<'a> Driver<'a> {
         self.next_due = Instant::now();
         loop {
             let now = Instant::now();
-            let generating = self.top_up(now)?;
+            let sessions = self.sessions.len();
+            let first = self.first_session;
+            self.first_session = (first + 1) % sessions.max(1);
+            let mut generating = false;
+            self.blocked = true;
+            for k in 0..sessions {
+                generating |= self.top_up((first + k) % sessions, now)?;
+            }
             let in_flight = self
                 .sessions
                 .iter()
@@ -357,14 +365,11 @@ impl<'a> Driver<'a> {
     /// The next operation, if one is due (open loop) and any are left. Returns `Err(())`
     /// when the thread has no more operations at all.
     fn next(&mut self, now: Instant) -> Option<Result<Op, ()>> {
-        if self.next_op >= self.end_op || self.plan.deadline.is_some_and(|d| now >= d) {
+        if self.generation_over(now) {
             return Some(Err(()));
         }
         let due = match self.interval {
             Some(interval) => {
-                if self.plan.deadline.is_some_and(|d| self.next_due >= d) {
-                    return Some(Err(()));
-                }
                 if self.next_due > now + self.lookahead {
                     return None;
                 }
@@ -404,79 +409,88 @@ impl<'a> Driver<'a> {
         }))
     }
 
-    /// Issues operations while their connections have room. Operations go to the sessions
-    /// in turn, each to the connection of its key's shard. In closed loop a connection takes
-    /// new frames once its whole window is answered and then until it is full, so each round
-    /// trip carries a full window (what `redis-benchmark -P` does; the server reads and
-    /// answers the window in one go). In open loop (`--rate`) it takes them once half its
-    /// window is free, so operations that come due are not held back for a whole round trip.
-    /// Operations for a full connection wait in its queue, and generation stops when a queue
-    /// holds [`Driver::queue_max`] of them (the operation that found it full is held for the
-    /// next round). Returns whether the thread still has operations to generate or send.
-    fn top_up(&mut self, now: Instant) -> Result<bool> {
+    /// Whether the thread has no operations left to generate: all of its share made, or the
+    /// deadline reached (under --rate, by the next operation's due time).
+    fn generation_over(&self, now: Instant) -> bool {
+        self.next_op >= self.end_op
+            || self
+                .plan
+                .deadline
+                .is_some_and(|d| now >= d || (self.interval.is_some() && self.next_due >= d))
+    }
+
+    /// Issues session `s`'s operations while their connections have room. In closed loop a
+    /// connection takes new frames once its whole window is answered and then until it is
+    /// full, so each round trip carries a full window (what `redis-benchmark -P` does; the
+    /// server reads and answers the window in one go). In open loop (`--rate`) it takes them
+    /// once half its window is free, so operations that come due are not held back for a
+    /// whole round trip. Operations for a full connection wait in its queue; the session
+    /// stops generating when one would find its queue holding [`Driver::queue_max`] (it is
+    /// held for the session's next turn). Returns whether the thread still has operations to
+    /// generate or send.
+    fn top_up(&mut self, s: usize, now: Instant) -> Result<bool> {
         let pipeline = self.plan.load.pipeline;
         let resume_at = match self.interval {
             None => 0,
             Some(_) => pipeline - (pipeline / 2).max(1),
         };
-        let sessions = self.sessions.len();
-        let wires = self.sessions.first().map_or(0, |s| s.wires.len());
+        let wires = self.sessions[s].wires.len();
         let mut more;
         // Rounds until no frame leaves: a frame that leaves makes room for the operations
         // queued behind it, which may already be due (after the thread lost its core for a
         // while, several frames of one connection can be). One frame per connection and
         // wake-up let such a backlog grow.
         loop {
-            self.blocked = false;
             let mut sent = false;
             let mut open = std::mem::take(&mut self.open);
             open.clear();
             open.extend(
-                self.sessions
+                self.sessions[s]
+                    .in_flight
                     .iter()
-                    .flat_map(|session| session.in_flight.iter().map(|f| f.len() <= resume_at)),
+                    .map(|f| f.len() <= resume_at),
             );
-            for s in 0..sessions {
-                for wire in 0..wires {
-                    if open[s * wires + wire] {
-                        self.drain(s, wire, now)?;
-                    }
-                }
+            for (wire, _) in open.iter().enumerate().filter(|(_, &o)| o) {
+                self.drain(s, wire, now)?;
             }
             more = true;
             loop {
-                let (s, op) = match self.held.take() {
-                    Some(held) => held,
+                // (connection, operation, whether `self.key` holds its key)
+                let (wire, op, keyed) = match self.sessions[s].held.take() {
+                    Some((wire, op)) => (wire, op, false),
                     None => match self.next(now) {
-                        None => break,
+                        None => {
+                            self.blocked = false;
+                            break;
+                        }
                         Some(Err(())) => {
+                            self.blocked = false;
                             more = false;
                             break;
                         }
                         Some(Ok(op)) => {
-                            let s = self.next_session;
-                            self.next_session = (s + 1) % sessions;
-                            (s, op)
+                            make_key(op.index, self.plan.load.key_size, &mut self.key);
+                            // One connection per session (redis://): nothing to route.
+                            let wire = if wires == 1 {
+                                0
+                            } else {
+                                usize::from(self.plan.topology.shard_of_key(&self.key))
+                            };
+                            (wire, op, true)
                         }
                     },
                 };
-                make_key(op.index, self.plan.load.key_size, &mut self.key);
-                // One connection per session (redis://): nothing to route.
-                let wire = if wires == 1 {
-                    0
-                } else {
-                    usize::from(self.plan.topology.shard_of_key(&self.key))
-                };
-                if open[s * wires + wire]
-                    && self.sessions[s].queued[wire].is_empty()
-                    && self.has_room(s, wire, op.due)
-                {
-                    self.issue_keyed(s, wire, op, now)?;
-                } else if self.sessions[s].queued[wire].len() < self.queue_max {
+                let session = &self.sessions[s];
+                if open[wire] && session.queued[wire].is_empty() && self.has_room(s, wire, op.due) {
+                    if keyed {
+                        self.issue_keyed(s, wire, op, now)?;
+                    } else {
+                        self.issue(s, wire, op, now)?;
+                    }
+                } else if session.queued[wire].len() < self.queue_max {
                     self.sessions[s].queued[wire].push_back(op);
                 } else {
-                    self.held = Some((s, op));
-                    self.blocked = true;
+                    self.sessions[s].held = Some((wire, op));
                     break;
                 }
             }
@@ -484,35 +498,25 @@ impl<'a> Driver<'a> {
             // A partly gathered BATCH goes out at the end of a round in closed loop, and once
             // no more operations will come; otherwise when `batch_leaves_at` says.
             let eager = self.interval.is_none() || !more;
-            for s in 0..sessions {
-                for wire in 0..wires {
-                    let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
-                    if leaves_at.is_some_and(|at| at <= now) {
-                        self.send_batch(s, wire, now)?;
-                        sent = true;
-                    }
+            for wire in 0..wires {
+                let leaves_at = self.batch_leaves_at(&self.sessions[s].batch[wire], eager);
+                if leaves_at.is_some_and(|at| at <= now) {
+                    self.send_batch(s, wire, now)?;
+                    sent = true;
                 }
             }
-            let queued = self
-                .sessions
-                .iter()
-                .any(|session| session.queued.iter().any(|q| !q.is_empty()));
-            if !sent || !queued {
+            if !sent || self.sessions[s].queued.iter().all(|q| q.is_empty()) {
                 break;
             }
         }
-        self.generated_all = !more && self.held.is_none();
-        for session in &mut self.sessions {
-            for wire in &mut session.wires {
-                wire.flush()?;
-            }
+        for wire in &mut self.sessions[s].wires {
+            wire.flush()?;
         }
+        let session = &self.sessions[s];
         Ok(more
-            || self.held.is_some()
-            || self.sessions.iter().any(|session| {
-                session.queued.iter().any(|q| !q.is_empty())
-                    || session.batch.iter().any(|b| !b.is_empty())
-            }))
+            || session.held.is_some()
+            || session.queued.iter().any(|q| !q.is_empty())
+            || session.batch.iter().any(|b| !b.is_empty()))
     }
 
     /// Issues the operations queued for connection `wire` of session `s` while it has room.
@@ -697,14 +701,15 @@ impl<'a> Driver<'a> {
             // The next operation to generate (half a lookahead early when puts are generated
             // ahead, so that generation runs in chunks), unless generation is blocked or
             // over; at least OPEN_LOOP_QUANTUM away.
-            if !self.blocked && !self.generated_all {
+            let over = self.generation_over(now);
+            if !self.blocked && !over {
                 let at = self.next_due.checked_sub(self.lookahead / 2).unwrap_or(now);
                 until = until.min(at.max(now + OPEN_LOOP_QUANTUM));
             }
             // The next frame to complete or to give up waiting for more puts: one already due
             // leaves without a nap.
             for batch in self.sessions.iter().flat_map(|s| &s.batch) {
-                if let Some(at) = self.batch_leaves_at(batch, self.generated_all) {
+                if let Some(at) = self.batch_leaves_at(batch, over) {
                     until = until.min(if at <= now {
                         now
                     } else {
